@@ -1,0 +1,257 @@
+"""Initial schema: the append-only events log, vault metadata and the projection tables.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-29 13:31:27.496322
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "backup_configs",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("schedule", sa.Text(), nullable=False),
+        sa.Column("retention_days", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_configs")),
+        sa.UniqueConstraint("name", name=op.f("uq_backup_configs_name")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_backup_configs_uuid")),
+    )
+    op.create_table(
+        "events",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("entity_type", sa.String(length=32), nullable=False),
+        sa.Column("entity_id", sa.String(length=36), nullable=False),
+        sa.Column("entity_version", sa.Integer(), nullable=False),
+        sa.Column("event_type", sa.String(length=32), nullable=False),
+        sa.Column("schema_version", sa.SmallInteger(), nullable=False),
+        sa.Column("actor_id", sa.String(length=36), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("recorded_at", sa.BigInteger(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
+        sa.UniqueConstraint(
+            "entity_id", "entity_version", name=op.f("uq_events_entity_id_entity_version")
+        ),
+        sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
+    )
+    op.create_index(op.f("ix_events_actor_id_seq"), "events", ["actor_id", "seq"], unique=False)
+    op.create_index(
+        op.f("ix_events_entity_type_seq"), "events", ["entity_type", "seq"], unique=False
+    )
+    op.create_index(op.f("ix_events_recorded_at"), "events", ["recorded_at"], unique=False)
+    op.create_table(
+        "placeholders",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_placeholders")),
+        sa.UniqueConstraint("key", name=op.f("uq_placeholders_key")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_placeholders_uuid")),
+    )
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("username", sa.Text(), nullable=False),
+        sa.Column("email", sa.Text(), nullable=False),
+        sa.Column("role", sa.Text(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_users_uuid")),
+    )
+    op.create_table(
+        "vault_meta",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_vault_meta")),
+    )
+    op.create_table(
+        "workflow_states",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("transitions", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_states")),
+        sa.UniqueConstraint("name", name=op.f("uq_workflow_states_name")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_workflow_states_uuid")),
+    )
+    op.create_table(
+        "backup_jobs",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("config_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["config_id"],
+            ["backup_configs.id"],
+            name=op.f("fk_backup_jobs_config_id_backup_configs"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_jobs")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_backup_jobs_uuid")),
+    )
+    op.create_index(op.f("ix_backup_jobs_config_id"), "backup_jobs", ["config_id"], unique=False)
+    op.create_table(
+        "documents",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("author_id", sa.Integer(), nullable=False),
+        sa.Column("reviewer_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["author_id"], ["users.id"], name=op.f("fk_documents_author_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["reviewer_id"], ["users.id"], name=op.f("fk_documents_reviewer_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_documents_uuid")),
+    )
+    op.create_index(op.f("ix_documents_author_id"), "documents", ["author_id"], unique=False)
+    op.create_index(op.f("ix_documents_reviewer_id"), "documents", ["reviewer_id"], unique=False)
+    op.create_table(
+        "restore_jobs",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("requested_by_id", sa.Integer(), nullable=False),
+        sa.Column("backup_job_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["backup_job_id"],
+            ["backup_jobs.id"],
+            name=op.f("fk_restore_jobs_backup_job_id_backup_jobs"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["requested_by_id"], ["users.id"], name=op.f("fk_restore_jobs_requested_by_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_restore_jobs")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_restore_jobs_uuid")),
+    )
+    op.create_index(
+        op.f("ix_restore_jobs_backup_job_id"), "restore_jobs", ["backup_job_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_restore_jobs_requested_by_id"), "restore_jobs", ["requested_by_id"], unique=False
+    )
+    op.create_table(
+        "workflows",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("current_state_id", sa.Integer(), nullable=False),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"], ["users.id"], name=op.f("fk_workflows_assignee_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["current_state_id"],
+            ["workflow_states.id"],
+            name=op.f("fk_workflows_current_state_id_workflow_states"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_workflows_document_id_documents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workflows")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_workflows_uuid")),
+    )
+    op.create_index(op.f("ix_workflows_assignee_id"), "workflows", ["assignee_id"], unique=False)
+    op.create_index(
+        op.f("ix_workflows_current_state_id"), "workflows", ["current_state_id"], unique=False
+    )
+    op.create_index(op.f("ix_workflows_document_id"), "workflows", ["document_id"], unique=False)
+    _create_append_only_guard()
+
+
+def downgrade() -> None:
+    _drop_append_only_guard()
+    op.drop_index(op.f("ix_workflows_document_id"), table_name="workflows")
+    op.drop_index(op.f("ix_workflows_current_state_id"), table_name="workflows")
+    op.drop_index(op.f("ix_workflows_assignee_id"), table_name="workflows")
+    op.drop_table("workflows")
+    op.drop_index(op.f("ix_restore_jobs_requested_by_id"), table_name="restore_jobs")
+    op.drop_index(op.f("ix_restore_jobs_backup_job_id"), table_name="restore_jobs")
+    op.drop_table("restore_jobs")
+    op.drop_index(op.f("ix_documents_reviewer_id"), table_name="documents")
+    op.drop_index(op.f("ix_documents_author_id"), table_name="documents")
+    op.drop_table("documents")
+    op.drop_index(op.f("ix_backup_jobs_config_id"), table_name="backup_jobs")
+    op.drop_table("backup_jobs")
+    op.drop_table("workflow_states")
+    op.drop_table("vault_meta")
+    op.drop_table("users")
+    op.drop_table("placeholders")
+    op.drop_index(op.f("ix_events_recorded_at"), table_name="events")
+    op.drop_index(op.f("ix_events_entity_type_seq"), table_name="events")
+    op.drop_index(op.f("ix_events_actor_id_seq"), table_name="events")
+    op.drop_table("events")
+    op.drop_table("backup_configs")
+
+
+# The log is append-only in the database itself, not only by convention: any UPDATE or
+# DELETE of an event (and TRUNCATE on PostgreSQL) is rejected by a trigger.
+GUARD_MESSAGE = "events are append-only"
+
+
+def _create_append_only_guard() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{GUARD_MESSAGE}'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events "
+            "FOR EACH ROW EXECUTE FUNCTION events_append_only()"
+        )
+        op.execute(
+            "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
+            "FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()"
+        )
+    else:
+        for action in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
+                f"BEGIN SELECT RAISE(ABORT, '{GUARD_MESSAGE}'); END"
+            )
+
+
+def _drop_append_only_guard() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS events_no_truncate ON events")
+        op.execute("DROP TRIGGER IF EXISTS events_no_change ON events")
+        op.execute("DROP FUNCTION IF EXISTS events_append_only()")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS events_no_update")
+        op.execute("DROP TRIGGER IF EXISTS events_no_delete")

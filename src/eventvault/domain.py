@@ -1,0 +1,373 @@
+"""Domain commands: validate, check permissions, then record events and update the projection.
+
+A `Commands` object lives inside one write transaction: everything it records commits
+together with its projection changes, or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, select
+
+from eventvault import permissions, projection
+from eventvault.errors import ConcurrencyError, UsageError, ValidationError
+from eventvault.events import (
+    ACCESS_DENIED,
+    CREATED,
+    DELETED,
+    TRANSITIONED,
+    UPDATED,
+    FieldValue,
+)
+from eventvault.registry import (
+    DOCUMENT_STATUSES,
+    REGISTRY,
+    USER_ROLES,
+    EntityType,
+    entity_type,
+    referrers,
+    system_uuid,
+)
+from eventvault.store import Appender, NewEvent
+from eventvault.system import INITIAL_STATE, SYSTEM_ACTOR, SYSTEM_ENTITIES
+from eventvault.tables import projection as tables
+
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("user", "role"): USER_ROLES,
+    ("document", "status"): DOCUMENT_STATUSES,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str
+    username: str
+    role: str
+
+
+class Commands:
+    def __init__(
+        self, connection: Connection, appender: Appender, actor: Actor, reason: str | None = None
+    ) -> None:
+        self.connection = connection
+        self.appender = appender
+        self.actor = actor
+        self.reason = reason
+        self.recorded = 0
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def find(self, ref: str, type_name: str) -> RowMapping:
+        """A live entity by REF: its UUID, `type:natural_key`, or (for users) a username."""
+        entity = REGISTRY[type_name]
+        table = tables[type_name]
+        text = ref.strip()
+        if ":" in text and not _is_uuid(text):
+            prefix, key = text.split(":", 1)
+            if prefix != type_name:
+                raise UsageError(f"{ref!r} is not a {type_name} reference")
+            text = key
+        if _is_uuid(text):
+            where = table.c.uuid == str(uuid.UUID(text))
+        elif entity.natural_key is not None:
+            where = table.c[entity.natural_key] == text
+        else:
+            raise UsageError(f"{ref!r} is not a {type_name} reference: give its UUID")
+        row = self.connection.execute(select(table).where(where)).mappings().first()
+        if row is None:
+            raise UsageError(f"no {type_name} {ref!r}")
+        return row
+
+    def uuid_of(self, type_name: str, row_id: int | None) -> str | None:
+        if row_id is None:
+            return None
+        table = tables[type_name]
+        return self.connection.execute(select(table.c.uuid).where(table.c.id == row_id)).scalar()
+
+    # --- recording -----------------------------------------------------------------------
+
+    def _record(
+        self, entity: EntityType, entity_id: str, version: int, event_type: str,
+        fields: Mapping[str, FieldValue],
+    ) -> str:
+        event = self.appender.append(
+            NewEvent(entity.name, entity_id, version, event_type, self.actor.id, fields,
+                     self.reason)
+        )
+        projection.apply(self.connection, event)
+        self.recorded += 1
+        return entity_id
+
+    def _require(self, action: str, command: str) -> None:
+        permissions.require(self.actor.username, self.actor.role, action, command)
+
+    def create(
+        self, type_name: str, fields: Mapping[str, FieldValue], entity_id: str | None = None
+    ) -> str:
+        """Record a new entity after checking its natural key and references."""
+        entity = REGISTRY[type_name]
+        values = {f.name: f.default for f in entity.fields}
+        values.update(fields)
+        missing = [f.name for f in entity.fields if values.get(f.name) is None]
+        missing += [r.name for r in entity.references if r.required and values.get(r.name) is None]
+        if missing:
+            raise ValidationError(f"a {type_name} needs {', '.join(missing)}")
+        self._check(entity, values)
+        return self._record(entity, entity_id or str(uuid.uuid4()), 1, CREATED, values)
+
+    def update(
+        self, type_name: str, row: RowMapping, changes: Mapping[str, FieldValue],
+        expected_version: int | None = None, event_type: str = UPDATED,
+    ) -> str:
+        """Record only the fields that really change; nothing at all if none does."""
+        entity = REGISTRY[type_name]
+        if expected_version is not None and expected_version != row["version"]:
+            raise ConcurrencyError(
+                f"{type_name} {row['uuid']} is at version {row['version']}, not "
+                f"{expected_version}: someone changed it; reload and try again"
+            )
+        current = self.logical_fields(entity, row)
+        changed = {k: v for k, v in changes.items() if current.get(k) != v}
+        if not changed:
+            return str(row["uuid"])
+        self._check(entity, changed, row)
+        return self._record(entity, row["uuid"], row["version"] + 1, event_type, changed)
+
+    def delete(self, type_name: str, row: RowMapping) -> str:
+        blockers = []
+        for source, reference in referrers(type_name):
+            table = tables[source.name]
+            for found in self.connection.execute(
+                select(table.c.uuid).where(table.c[reference.column] == row["id"]).limit(5)
+            ).scalars():
+                blockers.append(f"{source.name} {found} ({reference.name})")
+        if blockers:
+            raise ValidationError(
+                f"{type_name} {_label(REGISTRY[type_name], row)} is still referenced by "
+                f"{', '.join(blockers)}; change or delete those first"
+            )
+        return self._record(REGISTRY[type_name], row["uuid"], row["version"] + 1, DELETED, {})
+
+    def logical_fields(self, entity: EntityType, row: RowMapping) -> dict[str, FieldValue]:
+        fields: dict[str, FieldValue] = {f.name: row[f.name] for f in entity.fields}
+        for reference in entity.references:
+            fields[reference.name] = self.uuid_of(reference.target, row[reference.column])
+        return fields
+
+    def _check(
+        self, entity: EntityType, values: Mapping[str, FieldValue], row: RowMapping | None = None
+    ) -> None:
+        for name, value in values.items():
+            choices = CHOICES.get((entity.name, name))
+            if choices and value not in choices:
+                raise ValidationError(
+                    f"{entity.name} {name} must be one of {', '.join(choices)}, not {value!r}"
+                )
+            reference = entity.reference(name)
+            if reference is not None and value is not None:
+                # Resolve to make sure it names a live entity of the right type.
+                table = tables[reference.target]
+                if self.connection.execute(
+                    select(table.c.id).where(table.c.uuid == value)
+                ).first() is None:
+                    raise ValidationError(
+                        f"{entity.name} {name} refers to {reference.target} {value}, which "
+                        "does not exist"
+                    )
+        key = entity.natural_key
+        if key is not None and key in values:
+            table = tables[entity.name]
+            clash = self.connection.execute(
+                select(table.c.uuid).where(table.c[key] == values[key])
+            ).scalar()
+            if clash is not None and (row is None or clash != row["uuid"]):
+                raise ValidationError(f"{entity.name} {values[key]!r} exists already")
+
+    # --- users ---------------------------------------------------------------------------
+
+    def add_user(self, username: str, role: str = "viewer", email: str = "") -> str:
+        self._require("user.create", "create users")
+        if not username or any(c.isspace() for c in username) or ":" in username:
+            raise ValidationError(f"invalid username {username!r}: no spaces or colons")
+        return self.create("user", {"username": username, "role": role, "email": email,
+                                    "active": True})
+
+    def update_user(self, ref: str, changes: Mapping[str, str]) -> str:
+        row = self.find(ref, "user")
+        typed = self.parse_changes("user", changes)
+        self._require("user.role" if "role" in typed else "user.update", "change users")
+        return self.update("user", row, typed)
+
+    def delete_user(self, ref: str) -> str:
+        self._require("user.delete", "delete users")
+        row = self.find(ref, "user")
+        if row["username"] in (SYSTEM_ACTOR, "admin"):
+            raise ValidationError(f"the system user {row['username']!r} cannot be deleted")
+        return self.delete("user", row)
+
+    # --- documents -----------------------------------------------------------------------
+
+    def add_document(self, title: str, author: str, reviewer: str | None = None) -> str:
+        self._require("document.create", "create documents")
+        author_row = self.find(author, "user")
+        if self.actor.role == "author" and author_row["uuid"] != self.actor.id:
+            raise permissions.PermissionDeniedError(
+                f"{self.actor.username} (role author) may create documents only as their "
+                "own author"
+            )
+        fields: dict[str, FieldValue] = {"title": title, "author": author_row["uuid"]}
+        if reviewer:
+            fields["reviewer"] = self.find(reviewer, "user")["uuid"]
+        if not title.strip():
+            raise ValidationError("a document needs a title")
+        return self.create("document", fields)
+
+    def update_document(
+        self, ref: str, changes: Mapping[str, str], expected_version: int | None = None
+    ) -> str:
+        row = self.find(ref, "document")
+        self._require_document_access(row, "document.update", "edit this document")
+        return self.update("document", row, self.parse_changes("document", changes),
+                           expected_version)
+
+    def delete_document(self, ref: str) -> str:
+        row = self.find(ref, "document")
+        self._require_document_access(row, "document.delete", "delete this document")
+        return self.delete("document", row)
+
+    def _require_document_access(self, row: RowMapping, action: str, command: str) -> None:
+        self._require(action, command)
+        own = {"author": row["author_id"], "reviewer": row["reviewer_id"]}.get(self.actor.role)
+        if self.actor.role in ("author", "reviewer") and self.uuid_of("user", own) != self.actor.id:
+            raise permissions.PermissionDeniedError(
+                f"{self.actor.username} (role {self.actor.role}) may {command} only when it "
+                f"is their own; ask an admin"
+            )
+
+    # --- workflows -----------------------------------------------------------------------
+
+    def start_workflow(self, document_ref: str, assignee: str | None = None) -> str:
+        self._require("workflow.start", "start workflows")
+        fields: dict[str, FieldValue] = {
+            "document": self.find(document_ref, "document")["uuid"],
+            "current_state": self.find(INITIAL_STATE, "workflow_state")["uuid"],
+        }
+        if assignee:
+            fields["assignee"] = self.find(assignee, "user")["uuid"]
+        return self.create("workflow", fields)
+
+    def move_workflow(self, ref: str, state: str, expected_version: int | None = None) -> str:
+        self._require("workflow.move", "move workflows")
+        row = self.find(ref, "workflow")
+        current = self.connection.execute(
+            select(tables["workflow_state"]).where(
+                tables["workflow_state"].c.id == row["current_state_id"]
+            )
+        ).mappings().one()
+        target = self.find(state, "workflow_state")
+        allowed = str(current["transitions"]).split()
+        if target["name"] not in allowed:
+            raise ValidationError(
+                f"workflow {row['uuid']} cannot move from {current['name']} to "
+                f"{target['name']}; allowed: {', '.join(allowed) or 'none (final state)'}"
+            )
+        return self.update("workflow", row, {"current_state": target["uuid"]},
+                           expected_version, TRANSITIONED)
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def add_backup_job(self, config: str, status: str = "completed", note: str = "") -> str:
+        self._require("backup.record", "record backup jobs")
+        config_id = self.find(config, "backup_config")["uuid"]
+        return self.create("backup_job", {"config": config_id, "status": status, "note": note})
+
+    def add_restore_job(
+        self, requested_by: str, backup_job: str | None = None, status: str = "completed",
+        note: str = "",
+    ) -> str:
+        self._require("restore.record", "record restore jobs")
+        fields: dict[str, FieldValue] = {
+            "requested_by": self.find(requested_by, "user")["uuid"],
+            "status": status, "note": note,
+        }
+        if backup_job:
+            fields["backup_job"] = self.find(backup_job, "backup_job")["uuid"]
+        return self.create("restore_job", fields)
+
+    def record_access_denied(self, command: str) -> None:
+        """The refused attempt itself goes into the audit trail, against the actor."""
+        row = self.find(self.actor.id, "user")
+        self._record(REGISTRY["user"], row["uuid"], row["version"] + 1, ACCESS_DENIED,
+                     {"command": command})
+
+    # --- system entities -----------------------------------------------------------------
+
+    def ensure_system_entities(self) -> int:
+        """Create any missing system entity, with its deterministic UUID. Idempotent."""
+        created = 0
+        for type_name, key, declarations in SYSTEM_ENTITIES:
+            table = tables[type_name]
+            for fields in declarations:
+                entity_id = system_uuid(type_name, str(fields[key]))
+                exists = self.connection.execute(
+                    select(table.c.id).where(table.c.uuid == entity_id)
+                ).first()
+                if exists is None:
+                    self.create(type_name, fields, entity_id)
+                    created += 1
+        return created
+
+    # --- parsing -------------------------------------------------------------------------
+
+    def parse_changes(self, type_name: str, changes: Mapping[str, str]) -> dict[str, FieldValue]:
+        """`--set FIELD=VALUE` strings to typed field values; references by REF."""
+        entity = entity_type(type_name)
+        typed: dict[str, FieldValue] = {}
+        for name, text in changes.items():
+            field = entity.field(name)
+            reference = entity.reference(name)
+            if field is not None:
+                typed[name] = _parse_value(field.kind, name, text)
+            elif reference is not None:
+                empty = text.strip().lower() in ("", "none", "null")
+                if empty and reference.required:
+                    raise ValidationError(f"{type_name} {name} cannot be empty")
+                typed[name] = None if empty else self.find(text, reference.target)["uuid"]
+            else:
+                raise UsageError(
+                    f"{type_name} has no field {name!r}; fields: {', '.join(entity.field_names)}"
+                )
+        return typed
+
+
+def _parse_value(kind: str, name: str, text: str) -> Any:
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise UsageError(f"{name} must be a whole number, not {text!r}") from None
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise UsageError(f"{name} must be true or false, not {text!r}")
+    return text
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) in (32, 36)
+
+
+def _label(entity: EntityType, row: RowMapping) -> str:
+    key = entity.natural_key
+    return repr(row[key]) if key else str(row["uuid"])

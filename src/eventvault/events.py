@@ -1,0 +1,147 @@
+"""The event: its canonical encoding, its place in the hash chain, and event times.
+
+The canonical encoding of an event is one msgpack array (see docs/FORMAT.md):
+
+    [seq, entity_type, entity_id, entity_version, event_type, schema_version,
+     actor_id, reason, recorded_at, payload]
+
+`payload` is itself canonical msgpack (a map with sorted keys) carried as bytes, so the
+database row, the package record and the hash input are the same bytes everywhere.
+`hash[n] = SHA-256(hash[n-1] || canonical(event n))`, starting from 32 zero bytes. An
+event's `event_id` is the first 16 bytes of its hash in UUID form: a content address, like a
+git commit id, that needs no storage of its own in packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgpack
+
+from eventvault.errors import UsageError
+
+GENESIS_HASH = bytes(32)
+SCHEMA_VERSION = 1
+
+# Event types. `transitioned` is a workflow's domain event; `access_denied` records a refused
+# attempt against the actor's own user entity and changes no field.
+CREATED, UPDATED, DELETED = "created", "updated", "deleted"
+TRANSITIONED, ACCESS_DENIED = "transitioned", "access_denied"
+EVENT_TYPES = (CREATED, UPDATED, DELETED, TRANSITIONED, ACCESS_DENIED)
+
+FieldValue = str | int | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    entity_type: str
+    entity_id: str
+    entity_version: int
+    event_type: str
+    schema_version: int
+    actor_id: str
+    reason: str | None
+    recorded_at: int  # microseconds since the Unix epoch, UTC
+    payload: bytes  # canonical msgpack map
+    hash: bytes
+
+    @property
+    def event_id(self) -> str:
+        return event_id(self.hash)
+
+    @property
+    def fields(self) -> dict[str, FieldValue]:
+        return unpack_payload(self.payload)
+
+    def record(self) -> bytes:
+        return encode_record(
+            self.seq, self.entity_type, self.entity_id, self.entity_version, self.event_type,
+            self.schema_version, self.actor_id, self.reason, self.recorded_at, self.payload,
+        )
+
+
+def pack_payload(fields: Mapping[str, FieldValue]) -> bytes:
+    return msgpack.packb(dict(sorted(fields.items())), use_bin_type=True)
+
+
+def unpack_payload(payload: bytes) -> dict[str, FieldValue]:
+    return msgpack.unpackb(payload, raw=False)
+
+
+def encode_record(
+    seq: int, entity_type: str, entity_id: str, entity_version: int, event_type: str,
+    schema_version: int, actor_id: str, reason: str | None, recorded_at: int, payload: bytes,
+) -> bytes:
+    return msgpack.packb(
+        [seq, entity_type, entity_id, entity_version, event_type, schema_version,
+         actor_id, reason, recorded_at, payload],
+        use_bin_type=True,
+    )
+
+
+def chain_hash(previous: bytes, record: bytes) -> bytes:
+    return hashlib.sha256(previous + record).digest()
+
+
+def event_id(event_hash: bytes) -> str:
+    return str(uuid.UUID(bytes=event_hash[:16]))
+
+
+def iter_records(data: bytes) -> Iterator[tuple[list[Any], bytes]]:
+    """Split a buffer of concatenated canonical records into (fields, record bytes)."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1024))
+    unpacker.feed(data)
+    start = 0
+    for item in unpacker:
+        end = unpacker.tell()
+        yield item, data[start:end]
+        start = end
+
+
+def event_from_record(item: list[Any], event_hash: bytes) -> Event:
+    """Build an Event from a decoded record; raises ValueError on a malformed one."""
+    if not isinstance(item, list) or len(item) != 10:
+        raise ValueError("record is not a 10-element array")
+    seq, etype, eid, version, kind, schema, actor, reason, at, payload = item
+    if not (
+        isinstance(seq, int) and isinstance(etype, str) and isinstance(eid, str)
+        and isinstance(version, int) and isinstance(kind, str) and isinstance(schema, int)
+        and isinstance(actor, str) and (reason is None or isinstance(reason, str))
+        and isinstance(at, int) and isinstance(payload, bytes)
+    ):
+        raise ValueError("record has a field of the wrong type")
+    return Event(seq, etype, eid, version, kind, schema, actor, reason, at, payload, event_hash)
+
+
+# --- time -------------------------------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def us_to_iso(us: int) -> str:
+    return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> int:
+    """ISO-8601 to microseconds since the epoch; a time without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"malformed time {text!r}; use ISO-8601, e.g. 2026-11-29T13:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,145 @@
+"""Folding events into the logical state, checking each one as it goes.
+
+The fold is the reference semantics of an event: replay, verify, point-in-time export and
+the audit all use it. It refuses anything that would not apply cleanly — an unknown type or
+schema version, a reference to an entity that does not exist at that point, an update of a
+missing entity — naming the event's seq, so nothing is ever skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from eventvault.digest import state_digest
+from eventvault.errors import DanglingReferenceError, IntegrityError
+from eventvault.events import (
+    ACCESS_DENIED,
+    CREATED,
+    DELETED,
+    SCHEMA_VERSION,
+    TRANSITIONED,
+    UPDATED,
+    Event,
+    FieldValue,
+    unpack_payload,
+)
+from eventvault.registry import REGISTRY, TYPE_NAMES, EntityType
+
+# Per type: field name -> position in the registry-ordered value list.
+_POSITIONS = {t.name: {n: i for i, n in enumerate(t.field_names)} for t in REGISTRY.values()}
+_REFERENCES = {t.name: {r.name: r for r in t.references} for t in REGISTRY.values()}
+# Positions that may never be None: every plain field (NOT NULL columns), required references.
+_REQUIRED = {
+    t.name: [i for i, n in enumerate(t.field_names)
+             if t.field(n) is not None or (t.reference(n) and t.reference(n).required)]
+    for t in REGISTRY.values()
+}
+_KINDS = {t.name: {f.name: {"str": str, "int": int, "bool": bool}[f.kind] for f in t.fields}
+          for t in REGISTRY.values()}
+_DEFAULTS = {
+    t.name: [f.default for f in t.fields] + [None for _ in t.references] for t in REGISTRY.values()
+}
+
+
+class StateFold:
+    """The logical state after some events: entity UUID -> (type, values in registry order)."""
+
+    def __init__(self) -> None:
+        self.entities: dict[str, tuple[str, list[FieldValue]]] = {}
+        self.versions: dict[str, int] = {}
+        self.counts: Counter[str] = Counter({name: 0 for name in TYPE_NAMES})
+        self.last_seq = 0
+
+    def apply(self, event: Event) -> None:
+        entity = REGISTRY.get(event.entity_type)
+        if entity is None:
+            raise IntegrityError(f"seq {event.seq}: unknown entity type {event.entity_type!r}")
+        if event.schema_version != SCHEMA_VERSION:
+            raise IntegrityError(
+                f"seq {event.seq}: schema version {event.schema_version} is not known to this "
+                f"eventvault (it reads version {SCHEMA_VERSION}); upgrade eventvault"
+            )
+        kind = event.event_type
+        current = self.entities.get(event.entity_id)
+        if kind == CREATED:
+            if event.entity_id in self.versions:
+                raise IntegrityError(
+                    f"seq {event.seq}: {entity.name} {event.entity_id} is created twice"
+                )
+            values = list(_DEFAULTS[entity.name])
+            self._set(event, entity, values, unpack_payload(event.payload))
+            missing = [entity.field_names[i] for i in _REQUIRED[entity.name] if values[i] is None]
+            if missing:
+                raise IntegrityError(
+                    f"seq {event.seq}: {entity.name} {event.entity_id} is created without "
+                    f"{', '.join(missing)}"
+                )
+            self.entities[event.entity_id] = (entity.name, values)
+            self.counts[entity.name] += 1
+        elif kind in (UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED):
+            if current is None or current[0] != entity.name:
+                raise DanglingReferenceError(
+                    f"seq {event.seq}: {kind} event for {entity.name} {event.entity_id}, "
+                    "which does not exist at that point"
+                )
+            if kind == DELETED:
+                del self.entities[event.entity_id]
+                self.counts[entity.name] -= 1
+            elif kind != ACCESS_DENIED:
+                self._set(event, entity, current[1], unpack_payload(event.payload))
+        else:
+            raise IntegrityError(f"seq {event.seq}: unknown event type {kind!r}")
+        expected = self.versions.get(event.entity_id, 0) + 1
+        if event.entity_version != expected:
+            raise IntegrityError(
+                f"seq {event.seq}: {entity.name} {event.entity_id} has version "
+                f"{event.entity_version}, expected {expected}"
+            )
+        self.versions[event.entity_id] = expected
+        self.last_seq = event.seq
+
+    def _set(
+        self, event: Event, entity: EntityType, values: list[FieldValue],
+        changes: dict[str, FieldValue],
+    ) -> None:
+        positions = _POSITIONS[entity.name]
+        references = _REFERENCES[entity.name]
+        kinds = _KINDS[entity.name]
+        for name, value in changes.items():
+            position = positions.get(name)
+            if position is None:
+                raise IntegrityError(f"seq {event.seq}: {entity.name} has no field {name!r}")
+            kind = kinds.get(name)
+            # bool is an int in Python: check it first so True never passes as a number.
+            if kind is not None and not (
+                type(value) is kind or (value is None and position not in _REQUIRED[entity.name])
+            ):
+                raise IntegrityError(
+                    f"seq {event.seq}: {entity.name} field {name!r} has a value of the wrong "
+                    f"type ({type(value).__name__})"
+                )
+            reference = references.get(name)
+            if reference is not None and value is not None:
+                target = self.entities.get(value) if isinstance(value, str) else None
+                if target is None or target[0] != reference.target:
+                    raise DanglingReferenceError(
+                        f"seq {event.seq}: {entity.name} {event.entity_id} field "
+                        f"{name!r} refers to {reference.target} {value}, which does not exist "
+                        "at that point"
+                    )
+            values[position] = value
+
+    def live(self) -> Iterator[tuple[str, str, list[FieldValue]]]:
+        for entity_id, (type_name, values) in self.entities.items():
+            yield type_name, entity_id, values
+
+    def digest(self) -> str:
+        return state_digest(self.live())
+
+    def fields_of(self, entity_id: str) -> dict[str, FieldValue] | None:
+        found = self.entities.get(entity_id)
+        if found is None:
+            return None
+        type_name, values = found
+        return dict(zip(REGISTRY[type_name].field_names, values, strict=True))

@@ -1,0 +1,167 @@
+"""The event store: appending to the log (locking, chain, concurrency) and reading it back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Row, select
+from sqlalchemy import exc as sa_exc
+
+from eventvault import codec
+from eventvault.errors import ConcurrencyError
+from eventvault.events import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    Event,
+    FieldValue,
+    chain_hash,
+    encode_record,
+    event_id,
+    now_us,
+    pack_payload,
+)
+from eventvault.tables import events
+
+READ_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    seq: int
+    hash: bytes
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """What a command asks to record; the store gives it its seq, time and hash."""
+
+    entity_type: str
+    entity_id: str
+    entity_version: int
+    event_type: str
+    actor_id: str
+    fields: Mapping[str, FieldValue]
+    reason: str | None = None
+
+
+def read_head(connection: Connection) -> Head:
+    row = connection.execute(
+        select(events.c.seq, events.c.hash, events.c.recorded_at)
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return Head(0, GENESIS_HASH, 0)
+    return Head(row.seq, bytes(row.hash), row.recorded_at)
+
+
+class Appender:
+    """Appends events inside the caller's write transaction, continuing the chain.
+
+    Create it only after the write lock is held (see `lock_for_append`): it reads the head
+    once and then keeps it in memory for every event of the transaction.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.head = read_head(connection)
+
+    def append(self, new: NewEvent) -> Event:
+        seq = self.head.seq + 1
+        # recorded_at never decreases in seq order, even if the wall clock steps back.
+        recorded_at = max(now_us(), self.head.recorded_at)
+        payload = pack_payload(new.fields)
+        record = encode_record(
+            seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
+            SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload,
+        )
+        digest = chain_hash(self.head.hash, record)
+        event = Event(
+            seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
+            SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, digest,
+        )
+        try:
+            self._connection.execute(events.insert(), [event_row(event)])
+        except sa_exc.IntegrityError as error:
+            if "entity_version" not in str(error.orig):
+                raise
+            raise ConcurrencyError(
+                f"{new.entity_type} {new.entity_id} was changed by another writer "
+                f"(version {new.entity_version} exists already); reload and try again"
+            ) from None
+        self.head = Head(seq, digest, recorded_at)
+        return event
+
+
+def lock_for_append(connection: Connection) -> None:
+    """Serialise appends so that seq order is commit order.
+
+    Without it two PostgreSQL transactions could take seq n and n+1 and commit in the
+    opposite order: a reader polling "events after n" would see n+1 first and skip n for
+    good. EXCLUSIVE mode still lets readers SELECT. SQLite needs nothing here: write
+    transactions begin with BEGIN IMMEDIATE, which takes the database's write lock.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+
+
+def event_row(event: Event) -> dict[str, object]:
+    return {
+        "seq": event.seq,
+        "event_id": event_id(event.hash),
+        "entity_type": event.entity_type,
+        "entity_id": event.entity_id,
+        "entity_version": event.entity_version,
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+        "actor_id": event.actor_id,
+        "reason": event.reason,
+        "recorded_at": event.recorded_at,
+        "payload": codec.to_stored(event.payload),
+        "hash": event.hash,
+    }
+
+
+_COLUMNS = (
+    events.c.seq, events.c.entity_type, events.c.entity_id, events.c.entity_version,
+    events.c.event_type, events.c.schema_version, events.c.actor_id, events.c.reason,
+    events.c.recorded_at, events.c.payload, events.c.hash,
+)
+
+
+def _event(row: Row[tuple[object, ...]]) -> Event:
+    (seq, etype, eid, version, kind, schema, actor, reason, at, payload, digest) = row
+    return Event(
+        seq, etype, eid, version, kind, schema, actor, reason, at,  # type: ignore[arg-type]
+        codec.from_stored(bytes(payload)), bytes(digest),  # type: ignore[arg-type]
+    )
+
+
+def read_events(
+    connection: Connection, after_seq: int = 0, until_seq: int | None = None
+) -> Iterator[Event]:
+    """Every event after `after_seq` (up to `until_seq`) in seq order, streamed in batches."""
+    query = select(*_COLUMNS).where(events.c.seq > after_seq).order_by(events.c.seq)
+    if until_seq is not None:
+        query = query.where(events.c.seq <= until_seq)
+    result = connection.execution_options(stream_results=True, yield_per=READ_BATCH).execute(query)
+    for row in result:
+        yield _event(row)
+
+
+def entity_events(connection: Connection, entity_id: str) -> list[Event]:
+    query = select(*_COLUMNS).where(events.c.entity_id == entity_id).order_by(events.c.seq)
+    return [_event(row) for row in connection.execute(query)]
+
+
+def entity_version(connection: Connection, entity_id: str) -> int:
+    """The entity's latest version in the log, 0 if it has no events."""
+    row = connection.execute(
+        select(events.c.entity_version)
+        .where(events.c.entity_id == entity_id)
+        .order_by(events.c.entity_version.desc())
+        .limit(1)
+    ).first()
+    return 0 if row is None else int(row[0])

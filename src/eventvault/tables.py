@@ -1,0 +1,97 @@
+"""SQLAlchemy tables: the append-only `events` log, vault metadata, and the projection.
+
+The projection tables are generated from the registry and look like a conventional
+application's: integer auto-increment `id`, a unique `uuid`, integer foreign keys. Replay
+therefore has to resolve every UUID to whatever ID the target database hands out.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeEngine
+
+from eventvault.registry import ENTITY_TYPES, REGISTRY, EntityType, FieldKind
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# On SQLite an INTEGER PRIMARY KEY is the rowid itself: no second index to maintain.
+SEQ_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", SEQ_TYPE, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(36), nullable=False),
+    Column("entity_version", Integer, nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("schema_version", SmallInteger, nullable=False),
+    Column("actor_id", String(36), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),  # µs since the epoch, UTC
+    Column("payload", LargeBinary, nullable=False),  # canonical msgpack, zstd where it pays
+    Column("hash", LargeBinary(32), nullable=False),
+    # Optimistic concurrency: two writers cannot both append version n of one entity.
+    UniqueConstraint("entity_id", "entity_version"),
+    Index(None, "actor_id", "seq"),
+    Index(None, "recorded_at"),
+    Index(None, "entity_type", "seq"),
+)
+
+vault_meta = Table(
+    "vault_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+_COLUMN_TYPES: dict[FieldKind, type[TypeEngine[object]]] = {
+    "str": Text,
+    "int": Integer,
+    "bool": Boolean,
+}
+
+
+def _projection_table(entity: EntityType) -> Table:
+    columns: list[Column[object]] = [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("uuid", String(36), nullable=False, unique=True),
+        Column("version", Integer, nullable=False),
+    ]
+    for field in entity.fields:
+        columns.append(
+            Column(field.name, _COLUMN_TYPES[field.kind](), nullable=False,
+                   unique=field.name == entity.natural_key)
+        )
+    for ref in entity.references:
+        target = REGISTRY[ref.target].table
+        columns.append(
+            Column(ref.column, Integer, ForeignKey(f"{target}.id"), nullable=not ref.required,
+                   index=True)
+        )
+    return Table(entity.table, metadata, *columns)
+
+
+projection: dict[str, Table] = {t.name: _projection_table(t) for t in ENTITY_TYPES}

@@ -1,0 +1,189 @@
+"""The vault: one database holding the event log and its projection, and what you can ask of it.
+
+This is the library's front door; the CLI is a thin layer over it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from eventvault import engine as engines
+from eventvault import projection, schema, store
+from eventvault.digest import state_digest
+from eventvault.domain import Actor, Commands
+from eventvault.errors import NotAVaultError, PermissionDeniedError, UsageError
+from eventvault.events import now_us
+from eventvault.fold import StateFold
+from eventvault.registry import REGISTRY, system_uuid
+from eventvault.system import SYSTEM_ACTOR
+from eventvault.tables import projection as tables
+from eventvault.tables import vault_meta
+
+
+@dataclass(frozen=True)
+class Status:
+    vault_id: str
+    head_seq: int
+    head_hash: str
+    state_digest: str
+    counts: dict[str, int]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "state_digest": self.state_digest,
+            "counts": self.counts,
+        }
+
+
+class Vault:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = engines.resolve_url(url)
+        self.engine: Engine = engines.create(self.url)
+
+    @property
+    def where(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- connections ---------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, *, write: bool = False, create: bool = False) -> Iterator[Connection]:
+        """A connection in a transaction that commits when the block ends without error."""
+        path = engines.sqlite_path(self.url)
+        if not create and path is not None and not path.exists():
+            raise NotAVaultError(f"{self.where}: no such vault; run `eventvault init` first")
+        with engines.connection_errors(self.url), self.engine.connect() as connection:
+            if write:
+                connection = connection.execution_options(**{engines.WRITE: True})
+            with connection.begin():
+                if write:
+                    store.lock_for_append(connection)
+                yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self.connect() as connection:
+            schema.require_current(connection, self.where)
+            yield connection
+
+    @contextmanager
+    def write(
+        self, actor: str = SYSTEM_ACTOR, reason: str | None = None, command: str = "write"
+    ) -> Iterator[Commands]:
+        """Run domain commands as `actor`; all of them commit together or none does.
+
+        A refused command (PermissionDeniedError) leaves no trace of itself, but the refusal
+        is recorded in the audit trail as an `access_denied` event against the actor.
+        """
+        try:
+            with self.connect(write=True) as connection:
+                schema.require_current(connection, self.where)
+                commands = Commands(connection, store.Appender(connection),
+                                    self._actor(connection, actor), reason)
+                yield commands
+        except PermissionDeniedError:
+            with self.connect(write=True) as connection:
+                denied = Commands(connection, store.Appender(connection),
+                                  self._actor(connection, actor), reason)
+                denied.record_access_denied(command)
+            raise
+
+    def _actor(self, connection: Connection, username: str) -> Actor:
+        users = tables["user"]
+        row = connection.execute(select(users).where(users.c.username == username)).first()
+        if row is None:
+            raise UsageError(f"unknown actor {username!r}; give an existing username with --as")
+        if not row.active:
+            raise PermissionDeniedError(f"actor {username!r} is inactive")
+        return Actor(row.uuid, row.username, row.role)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def init(self) -> int:
+        """Create or upgrade the schema and any missing system entity. Idempotent.
+
+        Returns how many system entities were created.
+        """
+        with self.connect(write=True, create=True) as connection:
+            schema.upgrade(connection)
+            self._ensure_vault_id(connection)
+            actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
+            return Commands(connection, store.Appender(connection), actor).ensure_system_entities()
+
+    def reinit(self, actor: str = SYSTEM_ACTOR) -> int:
+        """Drop everything, the event log included, then init: the reinit of the story."""
+        with self.connect() as connection:
+            if schema.is_vault(connection) and schema.current_revision(connection):
+                found = self._actor(connection, actor)
+                if found.role != "admin":
+                    raise PermissionDeniedError(f"{actor} (role {found.role}) may not reinit")
+        with self.connect(write=True, create=True) as connection:
+            if schema.is_vault(connection):
+                schema.drop_all(connection)
+        return self.init()
+
+    @staticmethod
+    def _ensure_vault_id(connection: Connection) -> None:
+        if connection.execute(select(vault_meta.c.value).where(vault_meta.c.key == "vault_id")
+                              ).first() is None:
+            connection.execute(vault_meta.insert(), [
+                {"key": "vault_id", "value": str(uuid.uuid4())},
+                {"key": "created_at", "value": str(now_us())},
+            ])
+
+    # --- questions -----------------------------------------------------------------------
+
+    def vault_id(self, connection: Connection) -> str:
+        return str(connection.execute(
+            select(vault_meta.c.value).where(vault_meta.c.key == "vault_id")
+        ).scalar_one())
+
+    def status(self) -> Status:
+        with self.reading() as connection:
+            head = store.read_head(connection)
+            return Status(
+                vault_id=self.vault_id(connection),
+                head_seq=head.seq,
+                head_hash=head.hash.hex(),
+                state_digest=state_digest(projection.read_state(connection)),
+                counts=projection.counts(connection),
+            )
+
+    def export(self, at_seq: int | None = None) -> Iterator[dict[str, Any]]:
+        """The logical state, one entity a dict, sorted by type then UUID; no database IDs.
+
+        With `at_seq`, the state as it was right after that event, folded from the log.
+        """
+        with self.reading() as connection:
+            if at_seq is None:
+                state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(connection)
+            else:
+                fold = StateFold()
+                for event in store.read_events(connection, until_seq=at_seq):
+                    fold.apply(event)
+                state = iter(sorted(fold.live(), key=lambda item: (item[0], item[1])))
+            for type_name, entity_id, values in state:
+                names = REGISTRY[type_name].field_names
+                yield {"type": type_name, "uuid": entity_id,
+                       "fields": dict(zip(names, values, strict=True))}
+
+    def is_empty(self, connection: Connection) -> bool:
+        return not schema.is_vault(connection) or store.read_head(connection).seq == 0
+
