@@ -60,11 +60,12 @@ def read_head(connection: Connection) -> Head:
 class Appender:
     """Appends events inside the caller's write transaction, continuing the chain.
 
-    Create it only after the write lock is held (see `lock_for_append`): it reads the head
-    once and then keeps it in memory for every event of the transaction.
+    It takes the append lock first (see `lock_for_append`), then reads the head once and
+    keeps it in memory for every event of the transaction.
     """
 
     def __init__(self, connection: Connection) -> None:
+        lock_for_append(connection)
         self._connection = connection
         self.head = read_head(connection)
 

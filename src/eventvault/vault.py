@@ -73,8 +73,6 @@ class Vault:
             if write:
                 connection = connection.execution_options(**{engines.WRITE: True})
             with connection.begin():
-                if write:
-                    store.lock_for_append(connection)
                 yield connection
 
     @contextmanager

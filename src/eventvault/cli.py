@@ -1,0 +1,286 @@
+"""The command line: parse, call the library, print. Errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlalchemy import exc as sa_exc
+
+from eventvault.domain import Commands
+from eventvault.errors import EventVaultError, UsageError
+from eventvault.vault import Vault
+
+
+class Context:
+    def __init__(self, db: str | None) -> None:
+        self.db = db
+        self._vault: Vault | None = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault(self.db)
+        return self._vault
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", metavar="URL", envvar="EVENTVAULT_DB",
+              help="Vault database URL [env EVENTVAULT_DB; default sqlite:///eventvault.db].")
+@click.version_option(package_name="eventvault")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """EventVault: an event-sourced, audit-preserving backup store.
+
+    Every change is an immutable, hash-chained event; `snapshot` writes a verifiable package
+    of the log and `replay` rebuilds a vault from it, resolving every reference by UUID.
+    """
+    ctx.obj = Context(db)
+    ctx.call_on_close(lambda: ctx.obj._vault.close() if ctx.obj._vault else None)
+
+
+def actor_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option("--reason", metavar="TEXT", help="Why: stored on the events.")(function)
+    return click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True,
+                        help="Who does it: recorded as the actor of every event.")(function)
+
+
+@contextmanager
+def writing(context: Context, actor: str, reason: str | None) -> Iterator[Commands]:
+    command = " ".join(sys.argv[1:]) or "write"
+    with context.vault.write(actor, reason, command=command) as commands:
+        yield commands
+
+
+def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    for setting in settings:
+        name, equals, value = setting.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--set expects FIELD=VALUE, got {setting!r}")
+        changes[name.strip()] = value
+    if not changes:
+        raise UsageError("nothing to change: give at least one --set FIELD=VALUE")
+    return changes
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+
+@cli.command()
+@pass_context
+def init(context: Context) -> None:
+    """Create (or upgrade) the vault schema and the system entities. Idempotent."""
+    created = context.vault.init()
+    click.echo(f"vault ready at {context.vault.where} ({created} system entities created)")
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Confirm: this deletes every event and entity.")
+@click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True)
+@pass_context
+def reinit(context: Context, yes: bool, actor: str) -> None:
+    """Drop everything, the event log included, then init."""
+    if not yes:
+        raise UsageError("reinit deletes every event and entity; add --yes to confirm")
+    created = context.vault.reinit(actor)
+    click.echo(f"vault reinitialised at {context.vault.where} ({created} system entities)")
+
+
+@cli.command()
+@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Make N times as many users, documents and workflows.")
+@pass_context
+def demo(context: Context, scale: int) -> None:
+    """Fill a freshly initialised vault with the story's data."""
+    from eventvault.demo import run_demo
+
+    counts = run_demo(context.vault, scale)
+    click.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for tools.")
+@pass_context
+def status(context: Context, as_json: bool) -> None:
+    """Head of the chain, state digest and entity counts."""
+    found = context.vault.status()
+    if as_json:
+        click.echo(json.dumps(found.as_json()))
+        return
+    click.echo(f"vault           {context.vault.where}")
+    click.echo(f"vault id        {found.vault_id}")
+    click.echo(f"head seq        {found.head_seq}")
+    click.echo(f"head hash       {found.head_hash}")
+    click.echo(f"state digest    {found.state_digest}")
+    for name, count in found.counts.items():
+        click.echo(f"{name:<16}{count}")
+
+
+@cli.command()
+@pass_context
+def export(context: Context) -> None:
+    """The whole logical state as JSON lines, sorted by type then UUID; no database IDs."""
+    for entity in context.vault.export():
+        entity["fields"] = dict(sorted(entity["fields"].items()))
+        click.echo(json.dumps(entity, separators=(",", ":")))
+
+
+# --- write commands ----------------------------------------------------------------------
+
+@cli.group()
+def user() -> None:
+    """Create, change and delete users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "author", "reviewer", "viewer"]),
+              default="viewer", show_default=True)
+@click.option("--email", default="")
+@actor_options
+@pass_context
+def user_add(context: Context, username: str, role: str, email: str, actor: str,
+             reason: str | None) -> None:
+    """Add a user; prints its UUID."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.add_user(username, role, email))
+
+
+@user.command("update")
+@click.argument("ref")
+@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE")
+@actor_options
+@pass_context
+def user_update(context: Context, ref: str, settings: tuple[str, ...], actor: str,
+                reason: str | None) -> None:
+    """Change fields of a user (REF: username, UUID or user:USERNAME)."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.update_user(ref, parse_settings(settings)))
+
+
+@user.command("delete")
+@click.argument("ref")
+@actor_options
+@pass_context
+def user_delete(context: Context, ref: str, actor: str, reason: str | None) -> None:
+    """Delete a user nothing refers to any more."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.delete_user(ref))
+
+
+@cli.group()
+def document() -> None:
+    """Create, change and delete documents."""
+
+
+@document.command("add")
+@click.argument("title")
+@click.option("--author", required=True, metavar="USERNAME")
+@click.option("--reviewer", metavar="USERNAME")
+@actor_options
+@pass_context
+def document_add(context: Context, title: str, author: str, reviewer: str | None, actor: str,
+                 reason: str | None) -> None:
+    """Add a document; prints its UUID."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.add_document(title, author, reviewer))
+
+
+@document.command("update")
+@click.argument("ref")
+@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
+              help="title, status, author or reviewer (a username); repeatable.")
+@click.option("--expect-version", type=int, help="Refuse if the document is not at this version.")
+@actor_options
+@pass_context
+def document_update(context: Context, ref: str, settings: tuple[str, ...],
+                    expect_version: int | None, actor: str, reason: str | None) -> None:
+    """Change fields of a document (REF: its UUID)."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.update_document(ref, parse_settings(settings), expect_version))
+
+
+@document.command("delete")
+@click.argument("ref")
+@actor_options
+@pass_context
+def document_delete(context: Context, ref: str, actor: str, reason: str | None) -> None:
+    """Delete a document no workflow refers to."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.delete_document(ref))
+
+
+@cli.group()
+def workflow() -> None:
+    """Start workflows and move them between states."""
+
+
+@workflow.command("start")
+@click.argument("document_ref")
+@click.option("--assignee", metavar="USERNAME")
+@actor_options
+@pass_context
+def workflow_start(context: Context, document_ref: str, assignee: str | None, actor: str,
+                   reason: str | None) -> None:
+    """Start a workflow for a document, in the initial state; prints its UUID."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.start_workflow(document_ref, assignee))
+
+
+@workflow.command("move")
+@click.argument("ref")
+@click.argument("state")
+@click.option("--expect-version", type=int, help="Refuse if the workflow is not at this version.")
+@actor_options
+@pass_context
+def workflow_move(context: Context, ref: str, state: str, expect_version: int | None, actor: str,
+                  reason: str | None) -> None:
+    """Move a workflow to STATE along an allowed transition."""
+    with writing(context, actor, reason) as commands:
+        click.echo(commands.move_workflow(ref, state, expect_version))
+
+
+# --- entry point -------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure is one line on stderr and an exit code, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="eventvault", standalone_mode=False)
+    except click.exceptions.Abort:
+        return fail("aborted", 1)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.ClickException as error:
+        return fail(error.format_message(), 2 if isinstance(error, click.UsageError) else 1)
+    except EventVaultError as error:
+        return fail(str(error), error.exit_code)
+    except sa_exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return fail(f"database error: {reason}", 1)
+    except OSError as error:
+        return fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), 1)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except Exception as error:
+        if os.environ.get("EVENTVAULT_DEBUG"):
+            raise
+        return fail(f"internal error: {type(error).__name__}: {error} "
+                    "(set EVENTVAULT_DEBUG=1 for a traceback)", 1)
+    return 0
+
+
+def fail(message: str, code: int) -> int:
+    click.echo(f"eventvault: {message}", err=True)
+    return code
+
+from eventvault.audit_cli import audit  # noqa: E402  (sub-commands live in their own module)
+
+cli.add_command(audit)

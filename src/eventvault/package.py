@@ -1,0 +1,537 @@
+"""Package files: write and read one self-verifying file holding a stretch of the event log.
+
+Layout (docs/FORMAT.md is the specification):
+
+    header frame | event frame 1 .. n | footer frame | locator frame
+
+Header, footer and locator are zstd skippable frames, so the whole file is a valid zstd stream
+whose content is the canonical event records back to back. The fixed-size locator at the end
+points at the footer (frame index, checkpoints, head); every metadata frame carries its own
+SHA-256 and the index carries the SHA-256 of every event frame, so damage is found before any
+byte is decompressed, and the recomputed hash chain catches what checksums alone cannot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import astuple, dataclass
+from itertools import pairwise
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import msgpack
+import zstandard
+
+from eventvault.errors import PackageError, UsageError
+from eventvault.events import GENESIS_HASH, Event, chain_hash, event_from_record, iter_records
+
+FORMAT_VERSION = 1
+
+SKIPPABLE_MAGIC = 0x184D2A50
+HEADER_MAGIC, FOOTER_MAGIC, LOCATOR_MAGIC = (SKIPPABLE_MAGIC + n for n in range(3))
+HEADER_TAG, FOOTER_TAG, LOCATOR_TAG = b"EVPKGHDR", b"EVPKGFTR", b"EVPKGLOC"
+_FRAME_HEAD = struct.Struct("<II")  # skippable frame: magic, content length
+_SECTION_HEAD = struct.Struct("<8sI")  # metadata frame content: tag, format version
+_LOCATOR_BODY = struct.Struct("<QQ")  # footer offset, footer length
+_PREFIX = _FRAME_HEAD.size + _SECTION_HEAD.size  # 20 bytes, the same in every format version
+_SHA = 32
+LOCATOR_SIZE = _PREFIX + _LOCATOR_BODY.size + _SHA  # 68
+_NO_TIME = -(1 << 63)  # below any recorded_at, so the hot path compares ints only
+
+
+@dataclass(frozen=True)
+class PackageHeader:
+    format_version: int
+    schema_revision: str
+    vault_id: str
+    base_seq: int  # 0 for a full package, else the head seq of the package it continues
+    base_hash: bytes  # chain hash before the first event
+    created_at: int  # µs since the epoch
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    offset: int
+    length: int
+    first_seq: int
+    last_seq: int
+    first_time: int
+    last_time: int
+    count: int
+    checksum: bytes  # SHA-256 of the compressed frame
+    end_hash: bytes  # chain hash after the frame's last event
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    recorded_at: int
+    chain_hash: bytes
+    counts: dict[str, int]
+    state_digest: str | None
+
+
+@dataclass(frozen=True)
+class PackageFooter:
+    head_seq: int
+    head_hash: bytes
+    first_time: int | None
+    last_time: int | None
+    event_count: int
+    counts: dict[str, int]
+    state_digest: str
+    checkpoints: tuple[Checkpoint, ...]
+    frames: tuple[FrameInfo, ...]
+
+
+class _Corrupt(Exception):
+    """A reason a package is unusable; the reader prefixes it with the file name."""
+
+
+# --- metadata frames --------------------------------------------------------------------
+
+
+def _section(magic: int, tag: bytes, body: bytes) -> bytes:
+    content = _SECTION_HEAD.pack(tag, FORMAT_VERSION) + body
+    content += hashlib.sha256(content).digest()
+    return _FRAME_HEAD.pack(magic, len(content)) + content
+
+
+def _open_section(frame: bytes, magic: int, tag: bytes, what: str) -> bytes:
+    """Body of a metadata frame, after checking its framing, checksum and version."""
+    if len(frame) < _PREFIX + _SHA:
+        raise _Corrupt(f"{what} is truncated")
+    got_magic, size = _FRAME_HEAD.unpack_from(frame)
+    got_tag, version = _SECTION_HEAD.unpack_from(frame, _FRAME_HEAD.size)
+    if got_magic != magic or got_tag != tag or size != len(frame) - _FRAME_HEAD.size:
+        raise _Corrupt(f"{what} frame is damaged")
+    content = frame[_FRAME_HEAD.size : -_SHA]
+    if hashlib.sha256(content).digest() != frame[-_SHA:]:
+        raise _Corrupt(f"{what} checksum mismatch")
+    if version != FORMAT_VERSION:
+        raise _Corrupt(f"{what} has format version {version}, the header {FORMAT_VERSION}")
+    return content[_SECTION_HEAD.size :]
+
+
+def _unsupported(version: int) -> _Corrupt:
+    if version > FORMAT_VERSION:
+        return _Corrupt(f"unsupported format version {version} "
+                        "(newer than this eventvault supports: upgrade eventvault)")
+    return _Corrupt(f"unsupported format version {version} (this reads {FORMAT_VERSION})")
+
+
+# Header and footer bodies are msgpack arrays in dataclass field order (the header without
+# format_version, which sits in the fixed prefix). Decoding checks every type, using
+# `type(v) is int` because msgpack booleans would pass isinstance(v, int).
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _is_seq(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _is_str(v: Any) -> bool:
+    return type(v) is str
+
+
+def _is_hash(v: Any) -> bool:
+    return type(v) is bytes and len(v) == _SHA
+
+
+def _is_counts(v: Any) -> bool:
+    return type(v) is dict and all(_is_str(k) and _is_seq(n) for k, n in v.items())
+
+
+def _is_list(v: Any) -> bool:
+    return type(v) is list
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+_HEADER_TYPES = (_is_str, _is_str, _is_seq, _is_hash, _is_int)
+_CHECKPOINT_TYPES = (_is_seq, _is_int, _is_hash, _is_counts, _optional(_is_str))
+_FRAME_TYPES = (_is_seq,) * 4 + (_is_int,) * 2 + (_is_seq, _is_hash, _is_hash)
+_FOOTER_TYPES = (_is_seq, _is_hash, _optional(_is_int), _optional(_is_int), _is_seq,
+                 _is_counts, _is_str, _is_list, _is_list)
+
+
+def _typed(item: Any, types: tuple[Callable[[Any], bool], ...], what: str) -> list[Any]:
+    if not (type(item) is list and len(item) == len(types)
+            and all(check(v) for check, v in zip(types, item, strict=True))):
+        raise _Corrupt(f"{what} is malformed")
+    return item
+
+
+def _unpack(body: bytes, what: str) -> Any:
+    try:
+        return msgpack.unpackb(body, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise _Corrupt(f"{what} is malformed ({exc})") from None
+
+
+def _decode_header(body: bytes) -> PackageHeader:
+    header = PackageHeader(FORMAT_VERSION, *_typed(_unpack(body, "header"), _HEADER_TYPES,
+                                                   "header"))
+    if header.base_seq == 0 and header.base_hash != GENESIS_HASH:
+        raise _Corrupt("header is malformed (a full package must start at the genesis hash)")
+    return header
+
+
+def _decode_footer(body: bytes) -> PackageFooter:
+    *head, checkpoints, frames = _typed(_unpack(body, "footer"), _FOOTER_TYPES, "footer")
+    return PackageFooter(
+        *head, tuple(Checkpoint(*_typed(c, _CHECKPOINT_TYPES, "checkpoint")) for c in checkpoints),
+        tuple(FrameInfo(*_typed(f, _FRAME_TYPES, "frame index")) for f in frames))
+
+
+def _check_index(header: PackageHeader, footer: PackageFooter, start: int, end: int) -> None:
+    """The footer must describe exactly the bytes between header and footer, gaplessly."""
+    offset, seq, time, end_hash = start, header.base_seq, _NO_TIME, header.base_hash
+    for number, frame in enumerate(footer.frames, 1):
+        if frame.offset != offset or frame.length <= 0:
+            raise _Corrupt(f"frame index is inconsistent (frame {number} offset)")
+        if (frame.first_seq != seq + 1 or frame.count < 1
+                or frame.last_seq != seq + frame.count):
+            raise _Corrupt(f"frame index is inconsistent (frame {number} does not continue "
+                           f"seq {seq})")
+        if not time <= frame.first_time <= frame.last_time:
+            raise _Corrupt(f"frame index is inconsistent (frame {number} goes back in time)")
+        offset, seq, time = offset + frame.length, frame.last_seq, frame.last_time
+        end_hash = frame.end_hash
+    frames = footer.frames
+    if (offset != end or footer.head_seq != seq or footer.head_hash != end_hash
+            or footer.event_count != seq - header.base_seq
+            or footer.first_time != (frames[0].first_time if frames else None)
+            or footer.last_time != (frames[-1].last_time if frames else None)):
+        raise _Corrupt("footer does not match its frame index")
+    boundaries = {frame.last_seq: frame for frame in frames}
+    previous = header.base_seq
+    for point in footer.checkpoints:
+        frame = boundaries.get(point.seq)
+        if (frame is None or point.seq <= previous or point.chain_hash != frame.end_hash
+                or point.recorded_at != frame.last_time):
+            raise _Corrupt(f"checkpoint at seq {point.seq} does not match the frame index")
+        previous = point.seq
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+class PackageWriter:
+    """Streams events into `path`.partial, renamed to `path` by finish().
+
+    Memory is one frame of records plus the index (~100 bytes per frame). add() checks only
+    that seq is gapless and time never decreases; the reader recomputes the whole chain.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: PackageHeader, *,
+                 frame_events: int = 4096, level: int = 3) -> None:
+        if frame_events < 1:
+            raise ValueError("frame_events must be at least 1")
+        if header.format_version != FORMAT_VERSION:
+            raise ValueError(f"this eventvault writes format version {FORMAT_VERSION}")
+        if len(header.base_hash) != _SHA or header.base_seq < 0 or (
+                header.base_seq == 0 and header.base_hash != GENESIS_HASH):
+            raise ValueError("base_hash must be 32 bytes, GENESIS_HASH when base_seq is 0")
+        self.path = os.fspath(path)
+        self.header = header
+        self._partial = self.path + ".partial"
+        self._frame_events = frame_events
+        # One frame per compress() call, each with content size and a checksum, so `zstd -t`
+        # checks every frame and a reader knows each frame's size before decompressing.
+        self._compressor = zstandard.ZstdCompressor(
+            level=level, write_checksum=True, write_content_size=True)
+        self._records: list[bytes] = []
+        self._frames: list[FrameInfo] = []
+        self._checkpoints: list[Checkpoint] = []
+        self._next_seq = header.base_seq + 1  # -1 once done, so add() fails its seq check
+        self._done = False  # finished or aborted
+        self._head_hash = header.base_hash
+        self._last_time = _NO_TIME
+        self._frame_first_time = _NO_TIME
+        self._offset = 0
+        try:
+            self._file = open(self._partial, "wb")  # noqa: SIM115 - lives until finish()
+        except OSError as exc:
+            raise PackageError(f"{self._partial}: cannot create ({exc.strerror})") from None
+        self._write(_section(HEADER_MAGIC, HEADER_TAG, msgpack.packb(astuple(header)[1:])))
+
+    def __enter__(self) -> PackageWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._done:
+            self.abort()
+            raise RuntimeError(f"{self.path}: PackageWriter left without finish(); discarded")
+
+    def add(self, seq: int, recorded_at: int, record: bytes, event_hash: bytes) -> None:
+        if seq != self._next_seq or recorded_at < self._last_time:
+            self._refuse(seq, recorded_at)
+        records = self._records
+        if not records:
+            self._frame_first_time = recorded_at
+        records.append(record)
+        self._next_seq = seq + 1
+        self._last_time = recorded_at
+        self._head_hash = event_hash
+        if len(records) >= self._frame_events:
+            self._flush_frame()
+
+    def checkpoint(self, counts: dict[str, int], state_digest: str | None = None) -> None:
+        self._check_open()
+        seq = self._next_seq - 1
+        if seq <= self.header.base_seq or (self._checkpoints and self._checkpoints[-1].seq == seq):
+            raise ValueError(f"{self.path}: a checkpoint needs a new event since the last one")
+        self._flush_frame()  # checkpoints sit on frame boundaries: verifiable without a tail
+        self._checkpoints.append(
+            Checkpoint(seq, self._last_time, self._head_hash, dict(counts), state_digest))
+
+    def finish(self, counts: dict[str, int], state_digest: str) -> PackageFooter:
+        self._check_open()
+        self._flush_frame()
+        frames = tuple(self._frames)
+        head_seq = self._next_seq - 1
+        footer = PackageFooter(
+            head_seq, self._head_hash, frames[0].first_time if frames else None,
+            frames[-1].last_time if frames else None, head_seq - self.header.base_seq,
+            dict(counts), state_digest, tuple(self._checkpoints), frames)
+        footer_frame = _section(FOOTER_MAGIC, FOOTER_TAG, msgpack.packb(astuple(footer)))
+        self._write(footer_frame)
+        self._write(_section(LOCATOR_MAGIC, LOCATOR_TAG,
+                             _LOCATOR_BODY.pack(self._offset - len(footer_frame),
+                                                len(footer_frame))))
+        try:
+            # Data, then rename, then the directory: the real name never shows a half package.
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._partial, self.path)
+            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            self.abort()
+            raise PackageError(f"{self.path}: cannot write package ({exc.strerror})") from None
+        self._next_seq, self._done = -1, True
+        return footer
+
+    def abort(self) -> None:
+        """Discard the partial file (no-op once finished)."""
+        if self._done:
+            return
+        self._next_seq, self._done = -1, True
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._partial)
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise ValueError(f"{self.path}: package already finished or aborted")
+
+    def _refuse(self, seq: int, recorded_at: int) -> None:
+        self._check_open()
+        if seq != self._next_seq:
+            raise PackageError(f"{self.path}: seq {seq} given where seq {self._next_seq} is due "
+                               "(package events must be gapless and in order)")
+        raise PackageError(f"{self.path}: seq {seq} recorded_at {recorded_at} is before the "
+                           f"previous event's {self._last_time}")
+
+    def _flush_frame(self) -> None:
+        records = self._records
+        if not records:
+            return
+        compressed = self._compressor.compress(b"".join(records))
+        last_seq = self._next_seq - 1
+        self._frames.append(FrameInfo(
+            self._offset, len(compressed), last_seq - len(records) + 1, last_seq,
+            self._frame_first_time, self._last_time, len(records),
+            hashlib.sha256(compressed).digest(), self._head_hash))
+        self._records = []
+        self._write(compressed)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise PackageError(f"{self.path}: cannot write package ({exc.strerror})") from None
+        self._offset += len(data)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+class PackageReader:
+    """Opens a package, verifying locator, footer, header and frame index at once."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._decompressor = zstandard.ZstdDecompressor()
+        try:
+            self.header, self.footer = self._load()
+        except _Corrupt as exc:
+            raise PackageError(f"{self.path}: {exc}") from None
+
+    def _load(self) -> tuple[PackageHeader, PackageFooter]:
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            raise _Corrupt("no such file") from None
+        except OSError as exc:
+            raise _Corrupt(f"cannot read ({exc.strerror})") from None
+        if stat.S_ISDIR(mode):
+            raise _Corrupt("is a directory, not a package file")
+        if not stat.S_ISREG(mode):
+            raise _Corrupt("is not a regular file")
+        try:
+            with open(self.path, "rb") as file:
+                return self._read_metadata(file, os.fstat(file.fileno()).st_size)
+        except OSError as exc:
+            raise _Corrupt(f"cannot read ({exc.strerror})") from None
+
+    def _read_metadata(self, file: BinaryIO, size: int) -> tuple[PackageHeader, PackageFooter]:
+        start = file.read(_PREFIX)
+        if len(start) < _PREFIX:
+            raise _Corrupt("not an EventVault package (too short)")
+        magic, header_size = _FRAME_HEAD.unpack_from(start)
+        tag, version = _SECTION_HEAD.unpack_from(start, _FRAME_HEAD.size)
+        if magic != HEADER_MAGIC or tag != HEADER_TAG:
+            raise _Corrupt("not an EventVault package (no package header at the start)")
+        if version != FORMAT_VERSION:  # before anything else: a newer layout may differ below
+            raise _unsupported(version)
+        header_end = _FRAME_HEAD.size + header_size
+        file.seek(max(size - LOCATOR_SIZE, 0))
+        locator = file.read(LOCATOR_SIZE)
+        if size < header_end + LOCATOR_SIZE or locator[:_PREFIX] != _FRAME_HEAD.pack(
+                LOCATOR_MAGIC, LOCATOR_SIZE - _FRAME_HEAD.size) + _SECTION_HEAD.pack(
+                LOCATOR_TAG, FORMAT_VERSION):
+            raise _Corrupt("truncated: no package end locator at the end of the file "
+                           "(cut short, or still being written)")
+        footer_at, footer_length = _LOCATOR_BODY.unpack(
+            _open_section(locator, LOCATOR_MAGIC, LOCATOR_TAG, "locator"))
+        if footer_at < header_end or footer_at + footer_length != size - LOCATOR_SIZE:
+            raise _Corrupt("locator does not point at a footer")
+        file.seek(footer_at)
+        footer = _decode_footer(_open_section(
+            file.read(footer_length), FOOTER_MAGIC, FOOTER_TAG, "footer"))
+        file.seek(0)
+        header = _decode_header(_open_section(
+            file.read(header_end), HEADER_MAGIC, HEADER_TAG, "header"))
+        _check_index(header, footer, header_end, footer_at)
+        return header, footer
+
+    def frames(self) -> Iterator[tuple[FrameInfo, bytes]]:
+        """Each event frame's decompressed records, in order, checksum verified first."""
+        try:
+            file = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise PackageError(f"{self.path}: cannot read ({exc.strerror})") from None
+        with file:
+            for number, info in enumerate(self.footer.frames, 1):
+                where = f"{self.path}: frame {number} (seq {info.first_seq}-{info.last_seq})"
+                try:
+                    file.seek(info.offset)
+                    compressed = file.read(info.length)
+                except OSError as exc:
+                    raise PackageError(f"{where}: cannot read ({exc.strerror})") from None
+                if hashlib.sha256(compressed).digest() != info.checksum:
+                    raise PackageError(f"{where}: checksum mismatch (the file is damaged)")
+                # A decompressobj stops at the end of one frame and says whether it got there;
+                # ZstdDecompressor.decompress() would silently ignore anything after it.
+                reader = self._decompressor.decompressobj()
+                try:
+                    data = reader.decompress(compressed)
+                except zstandard.ZstdError as exc:
+                    raise PackageError(f"{where}: cannot decompress ({exc})") from None
+                if not reader.eof or reader.unused_data:
+                    raise PackageError(f"{where}: not exactly one complete zstd frame")
+                yield info, data
+
+    def events(self, stop_seq: int | None = None) -> Iterator[Event]:
+        """Events in seq order, each frame fully verified before any of its events is yielded.
+
+        With stop_seq, stops after that seq; frames beyond the one holding it are not read.
+        """
+        if stop_seq is not None and stop_seq <= self.header.base_seq:
+            return
+        previous = self.header.base_hash
+        for number, (info, data) in enumerate(self.frames(), 1):
+            batch = self._verify_frame(number, info, data, previous)
+            previous = info.end_hash
+            if stop_seq is not None and stop_seq <= info.last_seq:
+                yield from batch[: stop_seq - info.first_seq + 1]
+                return
+            yield from batch
+        if previous != self.footer.head_hash:  # also checked at open; kept as the last word
+            raise PackageError(f"{self.path}: head hash mismatch")
+
+    def _verify_frame(self, number: int, info: FrameInfo, data: bytes,
+                      previous: bytes) -> list[Event]:
+        where = f"{self.path}: frame {number} (seq {info.first_seq}-{info.last_seq})"
+        batch: list[Event] = []
+        seq, time, consumed = info.first_seq - 1, info.first_time, 0
+        try:
+            for item, record in iter_records(data):
+                previous = chain_hash(previous, record)
+                event = event_from_record(item, previous)
+                seq += 1
+                if event.seq != seq:
+                    raise _Corrupt(f"seq {event.seq} found where seq {seq} is due")
+                if event.recorded_at < time:
+                    raise _Corrupt(f"recorded_at goes back in time at seq {seq}")
+                time = event.recorded_at
+                consumed += len(record)
+                batch.append(event)
+        except _Corrupt as exc:
+            raise PackageError(f"{where}: {exc}") from None
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise PackageError(f"{where}: malformed record after seq {seq} ({exc})") from None
+        # Unpacker stops silently at an incomplete record, hence the byte count.
+        if len(batch) != info.count or consumed != len(data):
+            raise PackageError(f"{where}: holds {len(batch)} complete records, "
+                               f"the index says {info.count}")
+        if batch[0].recorded_at != info.first_time or time != info.last_time:
+            raise PackageError(f"{where}: event times do not match the frame index")
+        if previous != info.end_hash:
+            raise PackageError(f"{where}: chain hash mismatch at seq {seq}")
+        return batch
+
+
+def open_chain(paths: Sequence[str | os.PathLike[str]]) -> list[PackageReader]:
+    """Open a full package and its increments, checking each continues the one before."""
+    if not paths:
+        raise UsageError("no package given")
+    readers = [PackageReader(path) for path in paths]
+    first = readers[0]
+    if first.header.base_seq != 0:
+        raise PackageError(f"{first.path} is an incremental package (continues seq "
+                           f"{first.header.base_seq}); give its base package first")
+    last_time = _NO_TIME if first.footer.last_time is None else first.footer.last_time
+    for before, after in pairwise(readers):
+        base_seq, head_seq = after.header.base_seq, before.footer.head_seq
+        if base_seq != head_seq:
+            raise PackageError(f"{after.path} continues seq {base_seq} but {before.path} ends "
+                               f"at seq {head_seq}: an increment is missing or out of order")
+        if after.header.base_hash != before.footer.head_hash:
+            raise PackageError(
+                f"{after.path} continues seq {base_seq} from hash "
+                f"{after.header.base_hash.hex()[:16]} but {before.path} ends with hash "
+                f"{before.footer.head_hash.hex()[:16]}: they are not the same chain")
+        if after.footer.first_time is not None and after.footer.first_time < last_time:
+            raise PackageError(f"{after.path} starts before {before.path}'s last event")
+        if after.footer.last_time is not None:
+            last_time = after.footer.last_time
+    return readers

@@ -1,0 +1,114 @@
+"""Test fixtures: real vaults on a SQLite file and on the PostgreSQL server, and a CLI runner.
+
+Every storage test runs on both engines through the `db_url` fixture. The PostgreSQL server
+outlives the test run, so each test gets its own uniquely named database, dropped afterwards.
+Without a reachable server those tests are skipped with the reason, except where
+EVENTVAULT_REQUIRE_POSTGRES=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from eventvault.cli import main
+
+PG_SERVER = os.environ.get(
+    "EVENTVAULT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PG_REQUIRED = os.environ.get("EVENTVAULT_REQUIRE_POSTGRES") == "1"
+_pg_problem: list[str | None] = []
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can (checked once)."""
+    if not _pg_problem:
+        try:
+            engine = create_engine(PG_SERVER, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+            _pg_problem.append(None)
+        except Exception as error:  # any failure means: not usable here
+            first = str(error).strip().splitlines()[0]
+            _pg_problem.append(f"PostgreSQL at {PG_SERVER} is not reachable: {first}")
+    return _pg_problem[0]
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    problem = postgres_problem()
+    if problem:
+        if PG_REQUIRED:
+            pytest.fail(f"{problem} (EVENTVAULT_REQUIRE_POSTGRES=1)")
+        pytest.skip(problem)
+    name = f"evtest_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def make_db(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Factory: make_db('sqlite') or make_db('postgresql') gives the URL of a new, empty db."""
+    with contextlib.ExitStack() as stack:
+        def make(engine: str) -> str:
+            if engine == "sqlite":
+                return f"sqlite:///{tmp_path / f'vault-{uuid.uuid4().hex[:8]}.db'}"
+            return stack.enter_context(postgres_database())
+
+        yield make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, make_db: Callable[[str], str]) -> str:
+    """An empty database on each engine in turn."""
+    return make_db(request.param)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def run_cli(*args: str, db: str | None = None) -> Result:
+    """Run the eventvault CLI in-process, exactly as the console script does."""
+    argv = (["--db", db] if db else []) + list(args)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    return run_cli
+
+
+@pytest.fixture
+def demo_db(db_url: str) -> str:
+    """A vault on each engine holding the story's demo data."""
+    assert run_cli("init", db=db_url).code == 0
+    assert run_cli("demo", db=db_url).code == 0
+    return db_url
