@@ -13,7 +13,8 @@ import click
 from sqlalchemy import exc as sa_exc
 
 from eventvault.domain import Commands
-from eventvault.errors import EventVaultError, UsageError
+from eventvault.errors import EventVaultError, IntegrityError, UsageError
+from eventvault.events import parse_time
 from eventvault.vault import Vault
 
 
@@ -246,6 +247,104 @@ def workflow_move(context: Context, ref: str, state: str, expect_version: int | 
     """Move a workflow to STATE along an allowed transition."""
     with writing(context, actor, reason) as commands:
         click.echo(commands.move_workflow(ref, state, expect_version))
+
+
+# --- backup and restore ------------------------------------------------------------------
+
+def point_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option("--seq", "until_seq", type=int, metavar="N",
+                            help="Stop right after the event with this seq.")(function)
+    return click.option("--at", metavar="TIME",
+                        help="Stop at this moment (ISO-8601; without a zone it is UTC).")(function)
+
+
+def parse_at(at: str | None) -> int | None:
+    return None if at is None else parse_time(at)
+
+
+@cli.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The package file to write.")
+@click.option("--since", type=click.Path(dir_okay=False), metavar="BASE.evpkg",
+              help="Write an incremental package continuing BASE's head.")
+@point_options
+@pass_context
+def snapshot(context: Context, output: str, since: str | None, at: str | None,
+             until_seq: int | None) -> None:
+    """Write the log (or its part up to --at/--seq) as a verifiable package."""
+    from eventvault.snapshot import snapshot as write_snapshot
+
+    result = write_snapshot(context.vault, output, since=since, until_seq=until_seq,
+                            at=parse_at(at))
+    footer = result.footer
+    click.echo(f"wrote {result.path}: {footer.event_count} events (seq {result.base_seq + 1}-"
+               f"{footer.head_seq}), {result.bytes} bytes, {len(footer.frames)} frames")
+    click.echo(f"head hash     {footer.head_hash.hex()}")
+    click.echo(f"state digest  {footer.state_digest}")
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--replace", is_flag=True,
+              help="Restore over a non-empty vault (a safety snapshot of it is written first).")
+@click.option("--safety-snapshot", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where --replace writes the safety snapshot [default: ./eventvault-safety-*].")
+@click.option("--dry-run", is_flag=True, help="Do every check, write nothing.")
+@point_options
+@click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True,
+              help="Who requests the restore (recorded as a restore_job).")
+@pass_context
+def replay(context: Context, packages: tuple[str, ...], replace: bool,
+           safety_snapshot: str | None, dry_run: bool, at: str | None, until_seq: int | None,
+           actor: str) -> None:
+    """Rebuild the --db vault from PACKAGES (a full package, then its increments in order)."""
+    from eventvault.replay import replay as run_replay
+
+    result = run_replay(
+        context.vault, packages, replace=replace, dry_run=dry_run, actor=actor,
+        until_seq=until_seq, at=parse_at(at), safety_path=safety_snapshot,
+        progress=progress_printer(),
+    )
+    if result.safety_snapshot:
+        click.echo(f"safety snapshot of the replaced vault: {result.safety_snapshot}")
+    verb = "dry run: would restore" if result.dry_run else "restored"
+    click.echo(f"{verb} {result.events} events to seq {result.head_seq} in "
+               f"{result.seconds:.2f} s, verified against {result.verified_against}")
+    click.echo("entities      " + " ".join(f"{t}={n}" for t, n in result.counts.items()))
+    click.echo(f"state digest  {result.state_digest}")
+    if result.restore_job and not result.dry_run:
+        click.echo(f"restore job   {result.restore_job} (requested by {actor})")
+
+
+def progress_printer() -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        click.echo(f"\rreplaying: {done}/{total} events", err=True, nl=done >= total)
+
+    return show
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, type=click.Path(dir_okay=True))
+@click.option("--expect-head", metavar="HASH",
+              help="The head hash you kept elsewhere; the vault's must equal it.")
+@pass_context
+def verify(context: Context, packages: tuple[str, ...], expect_head: str | None) -> None:
+    """Check PACKAGES (no database needed), or with none the --db vault itself."""
+    from eventvault.verify import verify_packages, verify_vault
+
+    report = verify_packages(packages) if packages else verify_vault(context.vault, expect_head)
+    if packages and expect_head and report.ok and report.head_hash != expect_head.lower():
+        report.findings.append(f"head hash {report.head_hash} is not the expected {expect_head}")
+    for finding in report.findings:
+        click.echo(f"FAIL {finding}", err=True)
+    if not report.ok:
+        raise IntegrityError(f"verification failed: {len(report.findings)} finding(s)")
+    click.echo(f"OK {report.checked}: {report.events} events, chain intact to seq "
+               f"{report.head_seq}, state digest {report.state_digest}")
+    click.echo(f"head hash     {report.head_hash}")
 
 
 # --- entry point -------------------------------------------------------------------------

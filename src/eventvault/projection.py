@@ -103,7 +103,7 @@ def read_state(connection: Connection) -> Iterator[tuple[str, str, list[FieldVal
 
 def counts(connection: Connection) -> dict[str, int]:
     return {
-        name: int(connection.execute(select(func.count()).select_from(projection[name])).scalar_one())
+        name: connection.execute(select(func.count()).select_from(projection[name])).scalar_one()
         for name in TYPE_NAMES
     }
 

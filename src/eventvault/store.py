@@ -125,6 +125,19 @@ def event_row(event: Event) -> dict[str, object]:
     }
 
 
+def insert_events(connection: Connection, batch: list[Event]) -> None:
+    """Bulk path (replay): plain driver executemany with tuples, no per-row Core overhead."""
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(c.name for c in events.columns)
+    sql = f"INSERT INTO events ({columns}) VALUES ({', '.join([marker] * len(events.columns))})"
+    connection.exec_driver_sql(sql, [
+        (e.seq, event_id(e.hash), e.entity_type, e.entity_id, e.entity_version, e.event_type,
+         e.schema_version, e.actor_id, e.reason, e.recorded_at, codec.to_stored(e.payload),
+         e.hash)
+        for e in batch
+    ])
+
+
 _COLUMNS = (
     events.c.seq, events.c.entity_type, events.c.entity_id, events.c.entity_version,
     events.c.event_type, events.c.schema_version, events.c.actor_id, events.c.reason,

@@ -1,0 +1,274 @@
+"""`eventvault replay`: rebuild a vault from packages, all or nothing, and prove it complete.
+
+One transaction on the target: reset the schema, copy every event (same seq, same hash) while
+folding it (which checks every reference at that point in time), write the folded state into
+the projection with the target's own IDs, then recompute counts and digest from the target's
+tables and compare them with the fold and with the package. Any failure rolls the whole
+transaction back; a file the replay created is removed again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import zstandard
+from sqlalchemy import Connection, inspect
+
+from eventvault import engine as engines
+from eventvault import projection, schema, store
+from eventvault.digest import state_digest
+from eventvault.domain import Actor, Commands
+from eventvault.errors import (
+    IntegrityError,
+    PackageError,
+    PermissionDeniedError,
+    UsageError,
+    ValidationError,
+)
+from eventvault.events import iter_records, us_to_iso
+from eventvault.fold import StateFold
+from eventvault.package import PackageReader, open_chain
+from eventvault.snapshot import snapshot
+from eventvault.tables import projection as tables
+from eventvault.tables import vault_meta
+from eventvault.vault import Vault
+
+BATCH = 5000
+Progress = Callable[[int, int], None]  # (events applied, events expected)
+
+
+@dataclass
+class ReplayResult:
+    events: int
+    head_seq: int
+    head_hash: str
+    state_digest: str
+    counts: dict[str, int]
+    verified_against: str
+    seconds: float
+    dry_run: bool
+    safety_snapshot: Path | None = None
+    restore_job: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class _DryRunDone(Exception):
+    def __init__(self, result: ReplayResult) -> None:
+        self.result = result
+
+
+def replay(
+    target: Vault, packages: Sequence[str | os.PathLike[str]], *, replace: bool = False,
+    dry_run: bool = False, actor: str = "system", until_seq: int | None = None,
+    at: int | None = None, safety_path: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    started = time.monotonic()
+    if not packages:
+        raise UsageError("give at least one package to replay")
+    readers = open_chain(packages)
+    stop = _stop_seq(readers, until_seq, at)
+    path = engines.sqlite_path(target.url)
+    existed = path is not None and path.exists()
+    safety = None
+    if not dry_run or existed:
+        safety = _check_target(target, replace, actor, dry_run, safety_path)
+    try:
+        with target.connect(write=True, create=True) as connection:
+            result = _replay_into(connection, readers, stop, actor, progress)
+            result.safety_snapshot = safety
+            result.seconds = time.monotonic() - started
+            if dry_run:
+                raise _DryRunDone(result)
+        return result
+    except _DryRunDone as done:
+        done.result.dry_run = True
+        return done.result
+    finally:
+        if path is not None and not existed and (dry_run or not _has_events(target)):
+            target.close()
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+
+
+def _has_events(target: Vault) -> bool:
+    try:
+        with target.connect() as connection:
+            return not target.is_empty(connection)
+    except Exception:
+        return False
+
+
+def _stop_seq(readers: list[PackageReader], until_seq: int | None, at: int | None) -> int:
+    head = readers[-1].footer.head_seq
+    first = readers[0].footer.first_time
+    stop = head
+    if until_seq is not None:
+        if until_seq < 1 or until_seq > head:
+            raise UsageError(f"--seq {until_seq} is outside the packages' events (1 to {head})")
+        stop = until_seq
+    if at is not None:
+        if first is None or at < first:
+            raise UsageError(
+                f"{us_to_iso(at)} is before the first event in the packages "
+                f"({us_to_iso(first) if first else 'there are none'}); nothing existed yet"
+            )
+        stop = min(stop, _seq_at_time(readers, at))
+    return stop
+
+
+def _seq_at_time(readers: list[PackageReader], at: int) -> int:
+    """The last seq recorded at or before `at`, found through the frame index."""
+    candidate = None
+    for reader in readers:
+        for info in reader.footer.frames:
+            if info.first_time > at:
+                break
+            candidate = (reader, info)
+    if candidate is None:
+        return readers[0].header.base_seq
+    reader, info = candidate
+    if info.last_time <= at:
+        return info.last_seq
+    with open(reader.path, "rb") as file:
+        file.seek(info.offset)
+        compressed = file.read(info.length)
+    try:
+        data = zstandard.ZstdDecompressor().decompress(compressed)
+    except zstandard.ZstdError as error:
+        raise PackageError(f"{reader.path}: frame at seq {info.first_seq} is corrupt: {error}"
+                           ) from None
+    stop = info.first_seq
+    for item, _record in iter_records(data):
+        if item[8] <= at:
+            stop = item[0]
+    return stop
+
+
+def _check_target(
+    target: Vault, replace: bool, actor: str, dry_run: bool,
+    safety_path: str | os.PathLike[str] | None,
+) -> Path | None:
+    """Refuse a target that holds anything unless --replace; then keep a safety snapshot."""
+    path = engines.sqlite_path(target.url)
+    if path is not None and not path.exists():
+        return None
+    with target.connect() as connection:
+        if not schema.is_vault(connection):
+            foreign = inspect(connection).get_table_names()
+            if foreign:
+                raise ValidationError(
+                    f"target {target.where} holds tables that are not a vault's "
+                    f"({', '.join(sorted(foreign)[:5])}); give an empty database"
+                )
+            return None
+        if target.is_empty(connection):
+            return None
+        schema.require_current(connection, target.where)
+        counts = projection.counts(connection)
+    if not replace:
+        held = ", ".join(f"{n} {t}s" for t, n in counts.items() if n)
+        raise ValidationError(
+            f"target vault is not empty ({held}); use --replace to restore over it"
+        )
+    with target.connect() as connection:
+        if _actor(connection, actor).role != "admin":
+            raise PermissionDeniedError(f"{actor} may not replace a vault; only an admin may")
+    if dry_run:
+        return None
+    where = Path(safety_path) if safety_path else Path(
+        f"eventvault-safety-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.evpkg"
+    )
+    snapshot(target, where)
+    return where
+
+
+def _actor(connection: Connection, username: str) -> Actor:
+    users = tables["user"]
+    row = connection.execute(users.select().where(users.c.username == username)).first()
+    if row is None:
+        raise UsageError(f"unknown actor {username!r}: --as must name a user of the vault")
+    return Actor(row.uuid, row.username, row.role)
+
+
+def _replay_into(
+    connection: Connection, readers: list[PackageReader], stop: int, actor: str,
+    progress: Progress | None,
+) -> ReplayResult:
+    if schema.is_vault(connection):
+        schema.drop_all(connection)
+    schema.upgrade(connection)
+    header = readers[0].header
+    connection.execute(vault_meta.insert(), [
+        {"key": "vault_id", "value": header.vault_id},
+        {"key": "created_at", "value": str(header.created_at)},
+    ])
+    fold = StateFold()
+    batch: list[store.Event] = []
+    for reader in readers:
+        if reader.header.base_seq >= stop:
+            break
+        for event in reader.events(stop_seq=stop if stop <= reader.footer.head_seq else None):
+            fold.apply(event)
+            batch.append(event)
+            if len(batch) >= BATCH:
+                store.insert_events(connection, batch)
+                batch = []
+                if progress:
+                    progress(fold.last_seq, stop)
+    if batch:
+        store.insert_events(connection, batch)
+    if fold.last_seq != stop:
+        raise PackageError(f"the packages end at seq {fold.last_seq}, before seq {stop}")
+    projection.load_state(connection, fold)
+    verified_against = _verify(connection, readers, fold, stop)
+    head = store.read_head(connection)
+    requester = _actor(connection, actor)
+    commands = Commands(connection, store.Appender(connection), requester, "restore")
+    note = f"replayed {len(readers)} package(s) to seq {stop} (head {head.hash.hex()[:16]})"
+    job = commands.create("restore_job", {"requested_by": requester.id, "note": note})
+    return ReplayResult(
+        events=stop - readers[0].header.base_seq, head_seq=stop, head_hash=head.hash.hex(),
+        state_digest=fold.digest(), counts=dict(fold.counts), verified_against=verified_against,
+        seconds=0.0, dry_run=False, restore_job=job,
+    )
+
+
+def _verify(connection: Connection, readers: list[PackageReader], fold: StateFold,
+            stop: int) -> str:
+    """Counts and digest from the target's own tables must match the fold and the package."""
+    table_counts = projection.counts(connection)
+    table_digest = state_digest(projection.read_state(connection))
+    if table_counts != dict(fold.counts) or table_digest != fold.digest():
+        raise IntegrityError(
+            f"the restored tables do not match the replayed events (tables: {table_counts}, "
+            f"digest {table_digest[:16]}; events: {dict(fold.counts)}, {fold.digest()[:16]})"
+        )
+    expected = _expected_at(readers, stop)
+    if expected is None:
+        return "a digest folded during the replay"
+    where, counts, digest = expected
+    if counts != dict(fold.counts) or digest != fold.digest():
+        raise IntegrityError(
+            f"replayed state at seq {stop} does not match {where}: counts {dict(fold.counts)} "
+            f"vs {counts}, digest {fold.digest()[:16]} vs {digest[:16]}"
+        )
+    return where
+
+
+def _expected_at(
+    readers: list[PackageReader], stop: int
+) -> tuple[str, dict[str, int], str] | None:
+    for reader in readers:
+        if reader.footer.head_seq == stop:
+            return f"{reader.path}'s head", dict(reader.footer.counts), reader.footer.state_digest
+        for checkpoint in reader.footer.checkpoints:
+            if checkpoint.seq == stop and checkpoint.state_digest is not None:
+                return (f"{reader.path}'s checkpoint at seq {stop}", dict(checkpoint.counts),
+                        checkpoint.state_digest)
+    return None
