@@ -28,10 +28,10 @@ def run_demo(vault: Vault, scale: int = 1) -> dict[str, int]:
     if scale < 1:
         raise ValidationError("--scale must be at least 1")
     counts = vault.status().counts
-    if counts["user"] > 2 or counts["document"] or counts["workflow"]:
+    if counts["document"] or counts["workflow"]:
         raise ValidationError(
-            f"demo needs a freshly initialised vault, this one has {counts['user']} users and "
-            f"{counts['document']} documents; run `eventvault reinit --yes` first"
+            f"demo needs a vault without documents, this one has {counts['document']} "
+            f"documents and {counts['workflow']} workflows; run `eventvault reinit --yes` first"
         )
     rng = random.Random(20261129)
     for batch in range(scale):

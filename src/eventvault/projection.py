@@ -85,9 +85,7 @@ def read_entities(connection: Connection, type_name: str) -> Iterator[tuple[str,
     """(uuid, values in registry order) for every row of a type, sorted by UUID."""
     entity = REGISTRY[type_name]
     bool_positions = [i for i, f in enumerate(entity.fields) if f.kind == "bool"]
-    result = connection.execution_options(stream_results=True, yield_per=LOAD_BATCH).execute(
-        _entity_query(entity)
-    )
+    result = connection.execute(_entity_query(entity), execution_options={"yield_per": LOAD_BATCH})
     for row in result:
         values = list(row[1:])
         for position in bool_positions:  # SQLite hands booleans back as 0/1
@@ -137,6 +135,6 @@ def load_state(connection: Connection, state: StateFold) -> None:
                 rows = []
         if rows:
             connection.execute(table.insert(), rows)
-        identity[entity.name] = dict(
-            connection.execute(select(table.c.uuid, table.c.id)).tuples().all()  # type: ignore[arg-type]
-        )
+        identity[entity.name] = {
+            row.uuid: row.id for row in connection.execute(select(table.c.uuid, table.c.id))
+        }

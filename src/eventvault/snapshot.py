@@ -60,10 +60,7 @@ def snapshot(
     if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file name for the package")
     base = PackageReader(since) if since is not None else None
-    with vault.reading() as connection:
-        if connection.dialect.name == "postgresql":
-            # One consistent view of the log for the whole snapshot.
-            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    with vault.reading(consistent=True) as connection:
         head = store.read_head(connection)
         stop = head.seq if until_seq is None else until_seq
         if at is not None:

@@ -160,7 +160,7 @@ def read_events(
     query = select(*_COLUMNS).where(events.c.seq > after_seq).order_by(events.c.seq)
     if until_seq is not None:
         query = query.where(events.c.seq <= until_seq)
-    result = connection.execution_options(stream_results=True, yield_per=READ_BATCH).execute(query)
+    result = connection.execute(query, execution_options={"yield_per": READ_BATCH})
     for row in result:
         yield _event(row)
 

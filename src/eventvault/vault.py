@@ -64,20 +64,28 @@ class Vault:
     # --- connections ---------------------------------------------------------------------
 
     @contextmanager
-    def connect(self, *, write: bool = False, create: bool = False) -> Iterator[Connection]:
-        """A connection in a transaction that commits when the block ends without error."""
+    def connect(
+        self, *, write: bool = False, create: bool = False, consistent: bool = False
+    ) -> Iterator[Connection]:
+        """A connection in a transaction that commits when the block ends without error.
+
+        `consistent`: every query of the transaction sees the same snapshot (REPEATABLE READ
+        on PostgreSQL; a SQLite read transaction in WAL mode does so anyway).
+        """
         path = engines.sqlite_path(self.url)
         if not create and path is not None and not path.exists():
             raise NotAVaultError(f"{self.where}: no such vault; run `eventvault init` first")
         with engines.connection_errors(self.url), self.engine.connect() as connection:
             if write:
                 connection = connection.execution_options(**{engines.WRITE: True})
+            if consistent and connection.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 yield connection
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        with self.connect() as connection:
+    def reading(self, consistent: bool = False) -> Iterator[Connection]:
+        with self.connect(consistent=consistent) as connection:
             schema.require_current(connection, self.where)
             yield connection
 

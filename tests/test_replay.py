@@ -1,0 +1,322 @@
+"""Snapshot and replay: the story end to end, across engines, and every way a restore must fail.
+
+A failed restore must leave the target exactly as it was; a successful one must bring back
+every entity with every reference pointing at the same entity as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import msgpack
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from eventvault.errors import EventVaultError
+from eventvault.events import (
+    GENESIS_HASH,
+    chain_hash,
+    encode_record,
+    event_from_record,
+    now_us,
+    pack_payload,
+)
+from eventvault.fold import StateFold
+from eventvault.package import PackageHeader, PackageWriter
+from eventvault.snapshot import snapshot
+from eventvault.vault import Vault
+
+
+def export_lines(cli, db: str, *, without_restore_jobs: bool = True) -> list[str]:
+    result = cli("export", db=db)
+    assert result.code == 0, result.err
+    return [line for line in result.lines
+            if not (without_restore_jobs and '"type":"restore_job"' in line)]
+
+
+def counts(cli, db: str) -> dict[str, int]:
+    return json.loads(cli("status", "--json", db=db).out)["counts"]
+
+
+def ids_by_uuid(db: str, table: str) -> dict[str, int]:
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        rows = connection.execute(text(f"SELECT uuid, id FROM {table}")).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def references(db: str) -> set[tuple[str, str, str]]:
+    """(document uuid, author uuid, reviewer uuid) and (workflow, document, state) by joins."""
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        documents = connection.execute(text(
+            "SELECT d.uuid, a.uuid, r.uuid FROM documents d JOIN users a ON a.id = d.author_id "
+            "JOIN users r ON r.id = d.reviewer_id")).all()
+        workflows = connection.execute(text(
+            "SELECT w.uuid, d.uuid, s.name FROM workflows w JOIN documents d ON d.id = "
+            "w.document_id JOIN workflow_states s ON s.id = w.current_state_id")).all()
+    engine.dispose()
+    return {tuple(row) for row in documents} | {tuple(row) for row in workflows}
+
+
+def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path) -> None:
+    db = db_url
+    assert cli("init", db=db).code == 0
+    # Make the source's integer IDs differ from what a fresh database hands out: users that
+    # exist while the demo runs and are deleted afterwards leave gaps a replay does not.
+    for n in range(7):
+        assert cli("user", "add", f"temp{n}", "--as", "admin", db=db).code == 0
+    assert cli("demo", db=db).code == 0
+    for n in range(7):
+        assert cli("user", "delete", f"temp{n}", "--as", "admin", db=db).code == 0
+    before = export_lines(cli, db)
+    source_ids = ids_by_uuid(db, "users")
+    source_references = references(db)
+    package = tmp_path / "story.evpkg"
+    assert cli("snapshot", "-o", str(package), db=db).code == 0
+
+    assert cli("reinit", "--yes", db=db).code == 0
+    after_reinit = counts(cli, db)
+    assert [after_reinit[t] for t in ("user", "document", "workflow", "placeholder",
+                                      "backup_config")] == [2, 0, 0, 32, 14]
+
+    refused = cli("replay", str(package), db=db)
+    assert refused.code == 1
+    assert "target vault is not empty (2 users" in refused.err
+    assert "use --replace" in refused.err
+    assert counts(cli, db) == after_reinit
+
+    safety = tmp_path / "safety.evpkg"
+    restored = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety), db=db)
+    assert restored.code == 0, restored.err
+    assert "verified against" in restored.out and safety.exists()
+    after = counts(cli, db)
+    assert [after[t] for t in ("user", "document", "workflow", "placeholder",
+                               "backup_config")] == [10, 5, 4, 32, 14]
+    assert export_lines(cli, db) == before
+    assert references(db) == source_references
+    target_ids = ids_by_uuid(db, "users")
+    assert set(target_ids) == set(source_ids)
+    assert any(target_ids[u] != source_ids[u] for u in source_ids)
+    # The restore is itself on the record, and the vault checks out.
+    assert after["restore_job"] == 2
+    assert cli("verify", db=db).code == 0
+    # The safety snapshot holds what was replaced: the reinitialised vault.
+    assert cli("verify", str(safety)).code == 0
+
+
+def test_across_engines_exports_stay_identical(cli, make_db, tmp_path: Path) -> None:
+    source, middle, last = make_db("sqlite"), make_db("postgresql"), make_db("sqlite")
+    assert cli("init", db=source).code == 0 and cli("demo", db=source).code == 0
+    first = tmp_path / "first.evpkg"
+    second = tmp_path / "second.evpkg"
+    assert cli("snapshot", "-o", str(first), db=source).code == 0
+    assert cli("replay", str(first), db=middle).code == 0
+    assert cli("snapshot", "-o", str(second), db=middle).code == 0
+    assert cli("replay", str(second), db=last).code == 0
+    assert export_lines(cli, source) == export_lines(cli, middle) == export_lines(cli, last)
+    assert references(source) == references(middle) == references(last)
+    assert counts(cli, last)["restore_job"] == counts(cli, source)["restore_job"] + 2
+    # The chain continues across both restores: the last vault still verifies from seq 1.
+    assert cli("verify", db=last).code == 0
+
+
+def test_incremental_packages_chain_and_refuse_gaps(demo_db: str, cli, make_db,
+                                                    tmp_path: Path) -> None:
+    base, step1, step2 = (tmp_path / f"{n}.evpkg" for n in ("base", "step1", "step2"))
+    assert cli("snapshot", "-o", str(base), db=demo_db).code == 0
+    assert cli("user", "add", "inc1", "--as", "admin", db=demo_db).code == 0
+    assert cli("snapshot", "-o", str(step1), "--since", str(base), db=demo_db).code == 0
+    assert cli("user", "add", "inc2", "--as", "admin", db=demo_db).code == 0
+    assert cli("snapshot", "-o", str(step2), "--since", str(step1), db=demo_db).code == 0
+
+    target = make_db("sqlite")
+    missing = cli("replay", str(base), str(step2), db=target)
+    assert missing.code == 1 and "missing or out of order" in missing.err
+    disorder = cli("replay", str(base), str(step2), str(step1), db=target)
+    assert disorder.code == 1
+    alone = cli("replay", str(step1), db=target)
+    assert alone.code == 1 and "incremental" in alone.err
+    assert not Path(target.removeprefix("sqlite:///")).exists()
+
+    assert cli("verify", str(base), str(step1), str(step2)).code == 0
+    assert cli("replay", str(base), str(step1), str(step2), db=target).code == 0
+    assert export_lines(cli, target) == export_lines(cli, demo_db)
+
+
+def test_dry_run_checks_everything_and_writes_nothing(demo_db: str, cli, make_db,
+                                                      tmp_path: Path) -> None:
+    package = tmp_path / "p.evpkg"
+    assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
+    fresh = make_db("sqlite")
+    result = cli("replay", str(package), "--dry-run", db=fresh)
+    assert result.code == 0, result.err
+    assert "dry run: would restore" in result.out
+    assert not Path(fresh.removeprefix("sqlite:///")).exists()
+    before = json.loads(cli("status", "--json", db=demo_db).out)
+    replaced = cli("replay", str(package), "--replace", "--dry-run", db=demo_db)
+    assert replaced.code == 0, replaced.err
+    assert json.loads(cli("status", "--json", db=demo_db).out) == before
+
+
+def test_replace_needs_an_admin(demo_db: str, cli, tmp_path: Path) -> None:
+    package = tmp_path / "p.evpkg"
+    assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
+    before = json.loads(cli("status", "--json", db=demo_db).out)
+    result = cli("replay", str(package), "--replace", "--as", "author01", db=demo_db)
+    assert result.code == 1 and "only an admin" in result.err
+    assert json.loads(cli("status", "--json", db=demo_db).out)["state_digest"] \
+        == before["state_digest"]
+
+
+# --- hand-built packages -----------------------------------------------------------------
+
+def write_package(path: Path, events: list[tuple], *, frame_events: int = 4096) -> None:
+    """Events as (entity_type, entity_id, version, event_type, fields[, schema_version])."""
+    header = PackageHeader(1, "0001", "00000000-0000-4000-8000-000000000000", 0,
+                           GENESIS_HASH, now_us())
+    previous, at = GENESIS_HASH, now_us()
+    actor = "00000000-0000-4000-8000-00000000000a"
+    fold = StateFold()
+    with PackageWriter(path, header, frame_events=frame_events) as writer:
+        for seq, (etype, eid, version, kind, fields, *schema) in enumerate(events, start=1):
+            record = encode_record(seq, etype, eid, version, kind, schema[0] if schema else 1,
+                                   actor, None, at + seq, pack_payload(fields))
+            previous = chain_hash(previous, record)
+            writer.add(seq, at + seq, record, previous)
+            with contextlib.suppress(EventVaultError):  # bad events are what some tests want
+                fold.apply(event_from_record(msgpack.unpackb(record), previous))
+        writer.finish(dict(fold.counts), fold.digest())
+
+
+def many_events(users: int, documents: int) -> list[tuple]:
+    """A valid history: users, then documents by them (for packages that take a while)."""
+    ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(users)]
+    events = [("user", ids[n], 1, "created", {"username": f"user{n}" if n else "system",
+                                              "role": "author" if n else "admin",
+                                              "active": True, "email": ""}) for n in range(users)]
+    events += [("document", str(uuid.UUID(int=(1 << 64) + n, version=4)), 1, "created",
+                {"title": f"Document {n}", "author": ids[n % users], "status": "draft"})
+               for n in range(documents)]
+    return events
+
+
+USER = "11111111-1111-4111-8111-111111111111"
+MISSING = "99999999-9999-4999-8999-999999999999"
+DOC = "22222222-2222-4222-8222-222222222222"
+
+
+@pytest.mark.parametrize("bad_event, message", [
+    (("document", DOC, 1, "created", {"title": "T", "author": MISSING}),
+     f"seq 2: document {DOC} field 'author' refers to user {MISSING}"),
+    (("document", DOC, 1, "renamed", {"title": "T"}), "seq 2: unknown event type 'renamed'"),
+    (("gadget", DOC, 1, "created", {"title": "T"}), "seq 2: unknown entity type 'gadget'"),
+    (("document", DOC, 1, "created", {"title": "T", "author": USER}, 9),
+     "seq 2: schema version 9 is not known"),
+])
+def test_a_bad_event_refuses_the_whole_package(db_url: str, cli, tmp_path: Path,
+                                               bad_event: tuple, message: str) -> None:
+    package = tmp_path / "bad.evpkg"
+    user = ("user", USER, 1, "created", {"username": "u", "role": "admin", "active": True,
+                                         "email": ""})
+    write_package(package, [user, bad_event])
+    assert cli("init", db=db_url).code == 0
+    before = export_lines(cli, db_url, without_restore_jobs=False)
+    replaced = cli("replay", str(package), "--replace", db=db_url)
+    assert replaced.code == 1
+    assert message in replaced.err and len(replaced.err.strip().splitlines()) == 1
+    assert export_lines(cli, db_url, without_restore_jobs=False) == before
+    assert cli("verify", str(package)).code == 1
+
+
+# --- corruption --------------------------------------------------------------------------
+
+@pytest.fixture
+def small_package(tmp_path: Path) -> Path:
+    vault = Vault(f"sqlite:///{tmp_path / 'small.db'}")
+    vault.init()
+    path = tmp_path / "small.evpkg"
+    snapshot(vault, path, frame_events=16)  # 54 events in 4 frames
+    vault.close()
+    return path
+
+
+def test_every_flipped_byte_is_caught_by_verify(small_package: Path, cli,
+                                                tmp_path: Path) -> None:
+    from eventvault.verify import verify_packages
+
+    good = small_package.read_bytes()
+    damaged = tmp_path / "damaged.evpkg"
+    assert verify_packages([small_package]).ok
+    for position in range(len(good)):
+        damaged.write_bytes(good[:position] + bytes([good[position] ^ 0xFF]) + good[position + 1:])
+        report = verify_packages([damaged])
+        assert not report.ok, f"flipped byte {position} went unnoticed"
+    for length in range(len(good)):
+        damaged.write_bytes(good[:length])
+        assert not verify_packages([damaged]).ok, f"truncation to {length} went unnoticed"
+
+
+def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
+    small_package: Path, cli, make_db, tmp_path: Path
+) -> None:
+    good = small_package.read_bytes()
+    damaged = tmp_path / "damaged.evpkg"
+    target = make_db("sqlite")
+    assert cli("init", db=target).code == 0
+    before = export_lines(cli, target, without_restore_jobs=False)
+    rng = random.Random(7)
+    positions = sorted(rng.sample(range(len(good)), 25)) + [0, len(good) - 1]
+    for position in positions:
+        damaged.write_bytes(good[:position] + bytes([good[position] ^ 0x5A]) + good[position + 1:])
+        result = cli("replay", str(damaged), "--replace", db=target)
+        assert result.code == 1, f"byte {position}: {result.out}"
+        assert result.err.startswith("eventvault: ") and len(result.err.splitlines()) == 1
+        assert "Traceback" not in result.err
+    for length in (0, 10, len(good) // 2, len(good) - 1):
+        damaged.write_bytes(good[:length])
+        assert cli("replay", str(damaged), "--replace", db=target).code == 1
+    assert export_lines(cli, target, without_restore_jobs=False) == before
+    directory = cli("replay", str(tmp_path), db=target)
+    assert directory.code == 1 and "directory" in directory.err
+
+
+def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: Path) -> None:
+    package = tmp_path / "big.evpkg"
+    write_package(package, many_events(2_000, 120_000))
+    target = make_db("sqlite")
+    assert cli("init", db=target).code == 0
+    assert cli("user", "add", "only-here", "--as", "admin", db=target).code == 0
+    before = export_lines(cli, target, without_restore_jobs=False)
+    environment = {**os.environ, "EVENTVAULT_DB": target}
+    command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace",
+               "--safety-snapshot", str(tmp_path / "safety.evpkg")]
+    rng = random.Random(11)
+    killed_mid_way = 0
+    for _ in range(6):
+        process = subprocess.Popen(command, env=environment, cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.5, 2.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if process.returncode == -signal.SIGKILL:
+            killed_mid_way += 1
+            assert export_lines(cli, target, without_restore_jobs=False) == before
+            assert cli("verify", db=target).code == 0
+        else:
+            pytest.fail(f"replay ended before the kill: {process.stderr.read().decode()}")
+    assert killed_mid_way == 6
+    # And the package itself was sound all along: uninterrupted, the replay succeeds.
+    assert subprocess.run(command, env=environment, cwd=tmp_path).returncode == 0
+    assert counts(cli, target)["document"] == 120_000
