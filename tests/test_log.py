@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
@@ -45,7 +47,7 @@ def test_seq_is_gapless_time_never_decreases_and_the_chain_holds(vault: Vault) -
         events = list(store.read_events(connection))
         head = store.read_head(connection)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert all(a.recorded_at <= b.recorded_at for a, b in zip(events, events[1:], strict=False))
+    assert all(a.recorded_at <= b.recorded_at for a, b in itertools.pairwise(events))
     previous = GENESIS_HASH
     for event in events:
         previous = chain_hash(previous, event.record())

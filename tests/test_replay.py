@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 
 import msgpack
-
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -277,7 +276,7 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
     assert cli("init", db=target).code == 0
     before = export_lines(cli, target, without_restore_jobs=False)
     rng = random.Random(7)
-    positions = sorted(rng.sample(range(len(good)), 25)) + [0, len(good) - 1]
+    positions = [*sorted(rng.sample(range(len(good)), 25)), 0, len(good) - 1]
     for position in positions:
         damaged.write_bytes(good[:position] + bytes([good[position] ^ 0x5A]) + good[position + 1:])
         result = cli("replay", str(damaged), "--replace", db=target)

@@ -126,10 +126,12 @@ def status(context: Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--at", metavar="TIME", help="The state as it was then (ISO-8601; UTC if no zone).")
+@click.option("--seq", "at_seq", type=int, metavar="N", help="The state right after event N.")
 @pass_context
-def export(context: Context) -> None:
+def export(context: Context, at: str | None, at_seq: int | None) -> None:
     """The whole logical state as JSON lines, sorted by type then UUID; no database IDs."""
-    for entity in context.vault.export():
+    for entity in context.vault.export(at_seq, parse_at(at)):
         entity["fields"] = dict(sorted(entity["fields"].items()))
         click.echo(json.dumps(entity, separators=(",", ":")))
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from eventvault import schema, store
 from eventvault.errors import IntegrityError, UsageError
@@ -25,7 +25,6 @@ from eventvault.package import (
     PackageReader,
     PackageWriter,
 )
-from eventvault.tables import events
 from eventvault.vault import Vault
 
 CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, verified point)
@@ -37,17 +36,6 @@ class SnapshotResult:
     footer: PackageFooter
     base_seq: int
     bytes: int
-
-
-def seq_at_time(connection: Connection, at: int) -> int:
-    """The seq of the last event recorded at or before `at` (µs); an error if there is none."""
-    found = connection.execute(
-        select(events.c.seq).where(events.c.recorded_at <= at)
-        .order_by(events.c.seq.desc()).limit(1)
-    ).scalar()
-    if found is None:
-        raise UsageError("that time is before the vault's first event; nothing existed yet")
-    return int(found)
 
 
 def snapshot(
@@ -64,7 +52,7 @@ def snapshot(
         head = store.read_head(connection)
         stop = head.seq if until_seq is None else until_seq
         if at is not None:
-            stop = min(stop, seq_at_time(connection, at))
+            stop = min(stop, store.seq_at_time(connection, at))
         if stop < 0 or stop > head.seq:
             raise UsageError(f"seq {stop} is beyond the vault's head (seq {head.seq})")
         base_seq, base_hash = 0, GENESIS_HASH

@@ -165,6 +165,20 @@ def read_events(
         yield _event(row)
 
 
+def seq_at_time(connection: Connection, at: int) -> int:
+    """The seq of the last event recorded at or before `at` (µs); an error if there is none."""
+    from eventvault.errors import UsageError
+    from eventvault.events import us_to_iso
+
+    found = connection.execute(
+        select(events.c.seq).where(events.c.recorded_at <= at)
+        .order_by(events.c.seq.desc()).limit(1)
+    ).scalar()
+    if found is None:
+        raise UsageError(f"{us_to_iso(at)} is before the vault's first event; nothing existed yet")
+    return int(found)
+
+
 def entity_events(connection: Connection, entity_id: str) -> list[Event]:
     query = select(*_COLUMNS).where(events.c.entity_id == entity_id).order_by(events.c.seq)
     return [_event(row) for row in connection.execute(query)]

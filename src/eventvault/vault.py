@@ -172,12 +172,20 @@ class Vault:
                 counts=projection.counts(connection),
             )
 
-    def export(self, at_seq: int | None = None) -> Iterator[dict[str, Any]]:
+    def export(
+        self, at_seq: int | None = None, at: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The logical state, one entity a dict, sorted by type then UUID; no database IDs.
 
-        With `at_seq`, the state as it was right after that event, folded from the log.
+        With `at_seq` (or a time `at`, µs), the state as it was right after that event,
+        folded from the log.
         """
         with self.reading() as connection:
+            if at is not None:
+                found = store.seq_at_time(connection, at)
+                at_seq = found if at_seq is None else min(at_seq, found)
+            if at_seq is not None and not 0 < at_seq <= store.read_head(connection).seq:
+                raise UsageError(f"seq {at_seq} is not in the log (1 to its head)")
             if at_seq is None:
                 state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(connection)
             else:
