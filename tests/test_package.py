@@ -136,6 +136,20 @@ def test_zstd_cli_accepts_package_and_yields_records(tmp_path: Path, count: int)
     assert out.stdout == b"".join(event.record() for event in events)
 
 
+def test_minimal_reader_in_format_md_reads_a_package(tmp_path: Path, many: list[Event]) -> None:
+    """docs/FORMAT.md's sketch of a reader runs, so the spec cannot drift from the code."""
+    spec = (Path(__file__).parents[1] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", spec, re.DOTALL)
+    assert code is not None
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "FORMAT.md", "exec"), namespace)
+    path = tmp_path / "spec.evpkg"
+    write(path, many[:3000], frame_events=100, checkpoint_every=1000)
+    read = list(namespace["read_package"](path))
+    assert [fields for fields, _ in read] == [msgpack.unpackb(e.record()) for e in many[:3000]]
+    assert [chain for _, chain in read] == [e.hash for e in many[:3000]]
+
+
 def test_checkpoints_and_frame_index_read_back(tmp_path: Path, many: list[Event]) -> None:
     path = tmp_path / "cp.evpkg"
     write(path, many[:2500], frame_events=300, checkpoint_every=1000)
@@ -416,9 +430,9 @@ def test_reencoded_events_with_old_head_hash_are_refused(
     for event in genuine:
         if event.seq == 500:
             edited = dict(event.fields, title="Quietly edited")
-            event = dataclasses.replace(event, payload=pack_payload(edited))
+            event = event._replace(payload=pack_payload(edited))
         previous = chain_hash(previous, event.record())
-        forged.append(dataclasses.replace(event, hash=previous))
+        forged.append(event._replace(hash=previous))
     path = tmp_path / "forged.evpkg"
     write(path, forged, frame_events=128)
     assert read_all(path)[499].fields["title"] == "Quietly edited"  # a consistent forgery
@@ -583,6 +597,24 @@ def test_writer_checkpoint_needs_a_new_event(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="needs a new event"):
             writer.checkpoint({"user": 1})
         writer.finish({}, "00" * 32)
+
+
+def test_writer_refuses_what_a_reader_would_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "bad.evpkg"
+    with pytest.raises(ValueError, match="genesis hash"):
+        PackageWriter(path, dataclasses.replace(header_for(), base_hash=b"\x01" * 32))
+    with pytest.raises(ValueError, match="header is malformed"):
+        PackageWriter(path, dataclasses.replace(header_for(), base_hash=b"short"))
+    with pytest.raises(ValueError, match="footer is malformed"), \
+            PackageWriter(path, header_for()) as writer:
+        writer.finish({"user": -1}, "00" * 32)
+    with pytest.raises(ValueError, match="checkpoint is malformed"), \
+            PackageWriter(path, header_for()) as writer:
+        event = make_events(1)[0]
+        writer.add(1, event.recorded_at, event.record(), event.hash)
+        writer.checkpoint({"user": 1}, 42)  # type: ignore[arg-type]
+        writer.finish({}, "00" * 32)
+    assert os.listdir(tmp_path) == []
 
 
 def test_writer_discards_partial_on_error(tmp_path: Path) -> None:

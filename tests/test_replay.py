@@ -174,9 +174,11 @@ def test_replace_needs_an_admin(demo_db: str, cli, tmp_path: Path) -> None:
     assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
     before = json.loads(cli("status", "--json", db=demo_db).out)
     result = cli("replay", str(package), "--replace", "--as", "author01", db=demo_db)
-    assert result.code == 1 and "only an admin" in result.err
-    assert json.loads(cli("status", "--json", db=demo_db).out)["state_digest"] \
-        == before["state_digest"]
+    assert result.code == 1 and "may not replace the vault" in result.err
+    after = json.loads(cli("status", "--json", db=demo_db).out)
+    assert after["state_digest"] == before["state_digest"]
+    assert after["head_seq"] == before["head_seq"] + 1  # the refusal is on the record
+    assert not list(tmp_path.glob("eventvault-safety-*"))
 
 
 # --- hand-built packages -----------------------------------------------------------------

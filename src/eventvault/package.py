@@ -44,7 +44,7 @@ LOCATOR_SIZE = _PREFIX + _LOCATOR_BODY.size + _SHA  # 68
 _NO_TIME = -(1 << 63)  # below any recorded_at, so the hot path compares ints only
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackageHeader:
     format_version: int
     schema_revision: str
@@ -54,7 +54,7 @@ class PackageHeader:
     created_at: int  # µs since the epoch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FrameInfo:
     offset: int
     length: int
@@ -67,7 +67,7 @@ class FrameInfo:
     end_hash: bytes  # chain hash after the frame's last event
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     seq: int
     recorded_at: int
@@ -76,7 +76,7 @@ class Checkpoint:
     state_digest: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackageFooter:
     head_seq: int
     head_hash: bytes
@@ -91,9 +91,6 @@ class PackageFooter:
 
 class _Corrupt(Exception):
     """A reason a package is unusable; the reader prefixes it with the file name."""
-
-
-# --- metadata frames --------------------------------------------------------------------
 
 
 def _section(magic: int, tag: bytes, body: bytes) -> bytes:
@@ -118,75 +115,49 @@ def _open_section(frame: bytes, magic: int, tag: bytes, what: str) -> bytes:
     return content[_SECTION_HEAD.size :]
 
 
-def _unsupported(version: int) -> _Corrupt:
-    if version > FORMAT_VERSION:
-        return _Corrupt(f"unsupported format version {version} "
-                        "(newer than this eventvault supports: upgrade eventvault)")
-    return _Corrupt(f"unsupported format version {version} (this reads {FORMAT_VERSION})")
-
-
 # Header and footer bodies are msgpack arrays in dataclass field order (the header without
-# format_version, which sits in the fixed prefix). Decoding checks every type, using
+# format_version, which sits in the fixed prefix). Every decoded value is type-checked, with
 # `type(v) is int` because msgpack booleans would pass isinstance(v, int).
-def _is_int(v: Any) -> bool:
-    return type(v) is int
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: type(v) is int,
+    "int?": lambda v: v is None or type(v) is int,
+    "seq": lambda v: type(v) is int and v >= 0,
+    "str": lambda v: type(v) is str,
+    "str?": lambda v: v is None or type(v) is str,
+    "hash": lambda v: type(v) is bytes and len(v) == _SHA,
+    "counts": lambda v: type(v) is dict and all(
+        type(k) is str and type(n) is int and n >= 0 for k, n in v.items()),
+    "list": lambda v: type(v) is list,
+}
+_HEADER_TYPES = ("str", "str", "seq", "hash", "int")
+_FOOTER_TYPES = ("seq", "hash", "int?", "int?", "seq", "counts", "str", "list", "list")
+_CHECKPOINT_TYPES = ("seq", "int", "hash", "counts", "str?")
+_FRAME_TYPES = ("seq", "seq", "seq", "seq", "int", "int", "seq", "hash", "hash")
 
 
-def _is_seq(v: Any) -> bool:
-    return type(v) is int and v >= 0
-
-
-def _is_str(v: Any) -> bool:
-    return type(v) is str
-
-
-def _is_hash(v: Any) -> bool:
-    return type(v) is bytes and len(v) == _SHA
-
-
-def _is_counts(v: Any) -> bool:
-    return type(v) is dict and all(_is_str(k) and _is_seq(n) for k, n in v.items())
-
-
-def _is_list(v: Any) -> bool:
-    return type(v) is list
-
-
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda v: v is None or check(v)
-
-
-_HEADER_TYPES = (_is_str, _is_str, _is_seq, _is_hash, _is_int)
-_CHECKPOINT_TYPES = (_is_seq, _is_int, _is_hash, _is_counts, _optional(_is_str))
-_FRAME_TYPES = (_is_seq,) * 4 + (_is_int,) * 2 + (_is_seq, _is_hash, _is_hash)
-_FOOTER_TYPES = (_is_seq, _is_hash, _optional(_is_int), _optional(_is_int), _is_seq,
-                 _is_counts, _is_str, _is_list, _is_list)
-
-
-def _typed(item: Any, types: tuple[Callable[[Any], bool], ...], what: str) -> list[Any]:
+def _typed(item: Any, types: tuple[str, ...], what: str) -> list[Any]:
     if not (type(item) is list and len(item) == len(types)
-            and all(check(v) for check, v in zip(types, item, strict=True))):
+            and all(_CHECKS[kind](v) for kind, v in zip(types, item, strict=True))):
         raise _Corrupt(f"{what} is malformed")
     return item
 
 
-def _unpack(body: bytes, what: str) -> Any:
+def _unpack(body: bytes, types: tuple[str, ...], what: str) -> list[Any]:
     try:
-        return msgpack.unpackb(body, raw=False)
+        return _typed(msgpack.unpackb(body, raw=False), types, what)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise _Corrupt(f"{what} is malformed ({exc})") from None
 
 
 def _decode_header(body: bytes) -> PackageHeader:
-    header = PackageHeader(FORMAT_VERSION, *_typed(_unpack(body, "header"), _HEADER_TYPES,
-                                                   "header"))
+    header = PackageHeader(FORMAT_VERSION, *_unpack(body, _HEADER_TYPES, "header"))
     if header.base_seq == 0 and header.base_hash != GENESIS_HASH:
         raise _Corrupt("header is malformed (a full package must start at the genesis hash)")
     return header
 
 
 def _decode_footer(body: bytes) -> PackageFooter:
-    *head, checkpoints, frames = _typed(_unpack(body, "footer"), _FOOTER_TYPES, "footer")
+    *head, checkpoints, frames = _unpack(body, _FOOTER_TYPES, "footer")
     return PackageFooter(
         *head, tuple(Checkpoint(*_typed(c, _CHECKPOINT_TYPES, "checkpoint")) for c in checkpoints),
         tuple(FrameInfo(*_typed(f, _FRAME_TYPES, "frame index")) for f in frames))
@@ -222,25 +193,22 @@ def _check_index(header: PackageHeader, footer: PackageFooter, start: int, end: 
         previous = point.seq
 
 
-# --- writing ----------------------------------------------------------------------------
-
-
 class PackageWriter:
     """Streams events into `path`.partial, renamed to `path` by finish().
 
-    Memory is one frame of records plus the index (~100 bytes per frame). add() checks only
+    Memory is one frame of records plus the index (~400 bytes a frame). add() checks only
     that seq is gapless and time never decreases; the reader recomputes the whole chain.
     """
 
     def __init__(self, path: str | os.PathLike[str], header: PackageHeader, *,
                  frame_events: int = 4096, level: int = 3) -> None:
-        if frame_events < 1:
-            raise ValueError("frame_events must be at least 1")
-        if header.format_version != FORMAT_VERSION:
-            raise ValueError(f"this eventvault writes format version {FORMAT_VERSION}")
-        if len(header.base_hash) != _SHA or header.base_seq < 0 or (
-                header.base_seq == 0 and header.base_hash != GENESIS_HASH):
-            raise ValueError("base_hash must be 32 bytes, GENESIS_HASH when base_seq is 0")
+        header_body = msgpack.packb(astuple(header)[1:])
+        try:  # refuse now what a reader would refuse later
+            _decode_header(header_body)
+        except _Corrupt as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if frame_events < 1 or header.format_version != FORMAT_VERSION:
+            raise ValueError(f"frame_events must be >= 1, format_version {FORMAT_VERSION}")
         self.path = os.fspath(path)
         self.header = header
         self._partial = self.path + ".partial"
@@ -262,7 +230,8 @@ class PackageWriter:
             self._file = open(self._partial, "wb")  # noqa: SIM115 - lives until finish()
         except OSError as exc:
             raise PackageError(f"{self._partial}: cannot create ({exc.strerror})") from None
-        self._write(_section(HEADER_MAGIC, HEADER_TAG, msgpack.packb(astuple(header)[1:])))
+        self._write(_section(HEADER_MAGIC, HEADER_TAG, header_body))
+        self._data_start = self._offset
 
     def __enter__(self) -> PackageWriter:
         return self
@@ -306,7 +275,13 @@ class PackageWriter:
             head_seq, self._head_hash, frames[0].first_time if frames else None,
             frames[-1].last_time if frames else None, head_seq - self.header.base_seq,
             dict(counts), state_digest, tuple(self._checkpoints), frames)
-        footer_frame = _section(FOOTER_MAGIC, FOOTER_TAG, msgpack.packb(astuple(footer)))
+        footer_body = msgpack.packb(astuple(footer))
+        try:  # the writer's own output must pass the reader's checks (counts, digests, types)
+            _check_index(self.header, _decode_footer(footer_body), self._data_start, self._offset)
+        except _Corrupt as exc:
+            self.abort()
+            raise ValueError(f"{self.path}: {exc}") from None
+        footer_frame = _section(FOOTER_MAGIC, FOOTER_TAG, footer_body)
         self._write(footer_frame)
         self._write(_section(LOCATOR_MAGIC, LOCATOR_TAG,
                              _LOCATOR_BODY.pack(self._offset - len(footer_frame),
@@ -341,7 +316,7 @@ class PackageWriter:
         if self._done:
             raise ValueError(f"{self.path}: package already finished or aborted")
 
-    def _refuse(self, seq: int, recorded_at: int) -> None:
+    def _refuse(self, seq: int, recorded_at: int) -> None:  # off the hot path
         self._check_open()
         if seq != self._next_seq:
             raise PackageError(f"{self.path}: seq {seq} given where seq {self._next_seq} is due "
@@ -369,9 +344,6 @@ class PackageWriter:
             self.abort()
             raise PackageError(f"{self.path}: cannot write package ({exc.strerror})") from None
         self._offset += len(data)
-
-
-# --- reading ----------------------------------------------------------------------------
 
 
 class PackageReader:
@@ -410,8 +382,11 @@ class PackageReader:
         tag, version = _SECTION_HEAD.unpack_from(start, _FRAME_HEAD.size)
         if magic != HEADER_MAGIC or tag != HEADER_TAG:
             raise _Corrupt("not an EventVault package (no package header at the start)")
-        if version != FORMAT_VERSION:  # before anything else: a newer layout may differ below
-            raise _unsupported(version)
+        if version > FORMAT_VERSION:  # before anything else: a newer layout may differ below
+            raise _Corrupt(f"unsupported format version {version} "
+                           "(newer than this eventvault supports: upgrade eventvault)")
+        if version != FORMAT_VERSION:
+            raise _Corrupt(f"unsupported format version {version} (this reads {FORMAT_VERSION})")
         header_end = _FRAME_HEAD.size + header_size
         file.seek(max(size - LOCATOR_SIZE, 0))
         locator = file.read(LOCATOR_SIZE)
@@ -499,10 +474,10 @@ class PackageReader:
             raise PackageError(f"{where}: {exc}") from None
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise PackageError(f"{where}: malformed record after seq {seq} ({exc})") from None
-        # Unpacker stops silently at an incomplete record, hence the byte count.
-        if len(batch) != info.count or consumed != len(data):
-            raise PackageError(f"{where}: holds {len(batch)} complete records, "
-                               f"the index says {info.count}")
+        if consumed != len(data):  # Unpacker stops silently before an incomplete record
+            raise PackageError(f"{where}: incomplete record after seq {seq}")
+        if len(batch) != info.count:
+            raise PackageError(f"{where}: holds {len(batch)} records, the index says {info.count}")
         if batch[0].recorded_at != info.first_time or time != info.last_time:
             raise PackageError(f"{where}: event times do not match the frame index")
         if previous != info.end_hash:

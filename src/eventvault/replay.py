@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import zstandard
 from sqlalchemy import Connection, inspect
 
 from eventvault import engine as engines
@@ -26,11 +25,10 @@ from eventvault.domain import Actor, Commands
 from eventvault.errors import (
     IntegrityError,
     PackageError,
-    PermissionDeniedError,
     UsageError,
     ValidationError,
 )
-from eventvault.events import iter_records, us_to_iso
+from eventvault.events import us_to_iso
 from eventvault.fold import StateFold
 from eventvault.package import PackageReader, open_chain
 from eventvault.snapshot import snapshot
@@ -123,30 +121,22 @@ def _stop_seq(readers: list[PackageReader], until_seq: int | None, at: int | Non
 
 
 def _seq_at_time(readers: list[PackageReader], at: int) -> int:
-    """The last seq recorded at or before `at`, found through the frame index."""
-    candidate = None
+    """The last seq recorded at or before `at`: the frame index says which frame, and only
+    that frame is decoded (through the reader, so its checksum is verified first)."""
+    stop = readers[0].header.base_seq
     for reader in readers:
         for info in reader.footer.frames:
             if info.first_time > at:
-                break
-            candidate = (reader, info)
-    if candidate is None:
-        return readers[0].header.base_seq
-    reader, info = candidate
-    if info.last_time <= at:
-        return info.last_seq
-    with open(reader.path, "rb") as file:
-        file.seek(info.offset)
-        compressed = file.read(info.length)
-    try:
-        data = zstandard.ZstdDecompressor().decompress(compressed)
-    except zstandard.ZstdError as error:
-        raise PackageError(f"{reader.path}: frame at seq {info.first_seq} is corrupt: {error}"
-                           ) from None
-    stop = info.first_seq
-    for item, _record in iter_records(data):
-        if item[8] <= at:
-            stop = item[0]
+                return stop
+            if info.last_time <= at:
+                stop = info.last_seq
+                continue
+            for event in reader.events(stop_seq=info.last_seq):
+                if event.seq >= info.first_seq:
+                    if event.recorded_at > at:
+                        return stop
+                    stop = event.seq
+            return stop
     return stop
 
 
@@ -177,8 +167,7 @@ def _check_target(
             f"target vault is not empty ({held}); use --replace to restore over it"
         )
     with target.connect() as connection:
-        if _actor(connection, actor).role != "admin":
-            raise PermissionDeniedError(f"{actor} may not replace a vault; only an admin may")
+        target.authorize(connection, actor, "vault.replace", "replace the vault by a replay")
     if dry_run:
         return None
     where = Path(safety_path) if safety_path else Path(

@@ -47,6 +47,8 @@ def snapshot(
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file name for the package")
+    if target.exists():
+        raise UsageError(f"{target} exists already; choose another name or remove it first")
     base = PackageReader(since) if since is not None else None
     with vault.reading(consistent=True) as connection:
         head = store.read_head(connection)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy import exc as sa_exc
 
 from eventvault import codec
-from eventvault.errors import ConcurrencyError
+from eventvault.errors import ConcurrencyError, UsageError
 from eventvault.events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
@@ -20,6 +20,7 @@ from eventvault.events import (
     event_id,
     now_us,
     pack_payload,
+    us_to_iso,
 )
 from eventvault.tables import events
 
@@ -138,14 +139,15 @@ def insert_events(connection: Connection, batch: list[Event]) -> None:
     ])
 
 
-_COLUMNS = (
+EVENT_COLUMNS = (
     events.c.seq, events.c.entity_type, events.c.entity_id, events.c.entity_version,
     events.c.event_type, events.c.schema_version, events.c.actor_id, events.c.reason,
     events.c.recorded_at, events.c.payload, events.c.hash,
 )
 
 
-def _event(row: Row[tuple[object, ...]]) -> Event:
+def row_to_event(row: Row[tuple[object, ...]]) -> Event:
+    """An Event from a row of EVENT_COLUMNS."""
     (seq, etype, eid, version, kind, schema, actor, reason, at, payload, digest) = row
     return Event(
         seq, etype, eid, version, kind, schema, actor, reason, at,  # type: ignore[arg-type]
@@ -157,31 +159,56 @@ def read_events(
     connection: Connection, after_seq: int = 0, until_seq: int | None = None
 ) -> Iterator[Event]:
     """Every event after `after_seq` (up to `until_seq`) in seq order, streamed in batches."""
-    query = select(*_COLUMNS).where(events.c.seq > after_seq).order_by(events.c.seq)
+    query = select(*EVENT_COLUMNS).where(events.c.seq > after_seq).order_by(events.c.seq)
     if until_seq is not None:
         query = query.where(events.c.seq <= until_seq)
     result = connection.execute(query, execution_options={"yield_per": READ_BATCH})
     for row in result:
-        yield _event(row)
+        yield row_to_event(row)
 
 
-def seq_at_time(connection: Connection, at: int) -> int:
-    """The seq of the last event recorded at or before `at` (µs); an error if there is none."""
-    from eventvault.errors import UsageError
-    from eventvault.events import us_to_iso
+def first_seq_from(connection: Connection, moment: int) -> int | None:
+    """The first seq recorded at or after `moment`, None if nothing was.
 
-    found = connection.execute(
-        select(events.c.seq).where(events.c.recorded_at <= at)
-        .order_by(events.c.seq.desc()).limit(1)
+    Two index look-ups on recorded_at, never a walk of the log.
+    """
+    at = connection.execute(
+        select(events.c.recorded_at).where(events.c.recorded_at >= moment)
+        .order_by(events.c.recorded_at).limit(1)
     ).scalar()
-    if found is None:
-        raise UsageError(f"{us_to_iso(at)} is before the vault's first event; nothing existed yet")
-    return int(found)
+    if at is None:
+        return None
+    return int(connection.execute(
+        select(func.min(events.c.seq)).where(events.c.recorded_at == at)
+    ).scalar_one())
+
+
+def last_seq_until(connection: Connection, moment: int) -> int:
+    """The last seq recorded at or before `moment`, 0 if nothing was."""
+    at = connection.execute(
+        select(events.c.recorded_at).where(events.c.recorded_at <= moment)
+        .order_by(events.c.recorded_at.desc()).limit(1)
+    ).scalar()
+    if at is None:
+        return 0
+    return int(connection.execute(
+        select(func.max(events.c.seq)).where(events.c.recorded_at == at)
+    ).scalar_one())
+
+
+def seq_at_time(connection: Connection, moment: int) -> int:
+    """Like last_seq_until, but a time before the first event is an error, not seq 0."""
+    found = last_seq_until(connection, moment)
+    if found == 0:
+        raise UsageError(
+            f"{us_to_iso(moment)} is before the vault's first event; nothing existed yet"
+        )
+    return found
 
 
 def entity_events(connection: Connection, entity_id: str) -> list[Event]:
-    query = select(*_COLUMNS).where(events.c.entity_id == entity_id).order_by(events.c.seq)
-    return [_event(row) for row in connection.execute(query)]
+    query = select(*EVENT_COLUMNS).where(events.c.entity_id == entity_id).order_by(events.c.seq)
+    return [row_to_event(row) for row in connection.execute(query)]
 
 
 def entity_version(connection: Connection, entity_id: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from eventvault import engine as engines
-from eventvault import projection, schema, store
+from eventvault import permissions, projection, schema, store
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
 from eventvault.errors import NotAVaultError, PermissionDeniedError, UsageError
@@ -105,18 +105,16 @@ class Vault:
                                     self._actor(connection, actor), reason)
                 yield commands
         except PermissionDeniedError:
-            with self.connect(write=True) as connection:
-                denied = Commands(connection, store.Appender(connection),
-                                  self._actor(connection, actor), reason)
-                denied.record_access_denied(command)
+            self.record_denied(actor, command)
             raise
 
-    def _actor(self, connection: Connection, username: str) -> Actor:
+    def _actor(self, connection: Connection, username: str, *, inactive_ok: bool = False
+               ) -> Actor:
         users = tables["user"]
         row = connection.execute(select(users).where(users.c.username == username)).first()
         if row is None:
             raise UsageError(f"unknown actor {username!r}; give an existing username with --as")
-        if not row.active:
+        if not row.active and not inactive_ok:
             raise PermissionDeniedError(f"actor {username!r} is inactive")
         return Actor(row.uuid, row.username, row.role)
 
@@ -128,22 +126,42 @@ class Vault:
         Returns how many system entities were created.
         """
         with self.connect(write=True, create=True) as connection:
-            schema.upgrade(connection)
-            self._ensure_vault_id(connection)
-            actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
-            return Commands(connection, store.Appender(connection), actor).ensure_system_entities()
+            return self._initialise(connection)
 
     def reinit(self, actor: str = SYSTEM_ACTOR) -> int:
-        """Drop everything, the event log included, then init: the reinit of the story."""
+        """Drop everything, the event log included, then init: the reinit of the story.
+
+        One transaction: if anything fails, the old vault is still there.
+        """
         with self.connect() as connection:
             if schema.is_vault(connection) and schema.current_revision(connection):
-                found = self._actor(connection, actor)
-                if found.role != "admin":
-                    raise PermissionDeniedError(f"{actor} (role {found.role}) may not reinit")
+                self.authorize(connection, actor, "vault.reinit", "reinit the vault")
         with self.connect(write=True, create=True) as connection:
             if schema.is_vault(connection):
                 schema.drop_all(connection)
-        return self.init()
+            return self._initialise(connection)
+
+    def _initialise(self, connection: Connection) -> int:
+        schema.upgrade(connection)
+        self._ensure_vault_id(connection)
+        actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
+        return Commands(connection, store.Appender(connection), actor).ensure_system_entities()
+
+    def authorize(self, connection: Connection, actor: str, action: str, command: str) -> None:
+        """Check `actor` may take `action`; a refusal is recorded, then raised."""
+        found = self._actor(connection, actor)
+        try:
+            permissions.require(found.username, found.role, action, command)
+        except PermissionDeniedError:
+            self.record_denied(actor, command)
+            raise
+
+    def record_denied(self, actor: str, command: str) -> None:
+        """Put a refused attempt on the record, in a transaction of its own."""
+        with self.connect(write=True) as connection:
+            denied = Commands(connection, store.Appender(connection),
+                              self._actor(connection, actor, inactive_ok=True))
+            denied.record_access_denied(command)
 
     @staticmethod
     def _ensure_vault_id(connection: Connection) -> None:
