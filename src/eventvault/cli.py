@@ -19,8 +19,9 @@ from eventvault.vault import Vault
 
 
 class Context:
-    def __init__(self, db: str | None) -> None:
+    def __init__(self, db: str | None = None, command: str = "eventvault") -> None:
         self.db = db
+        self.command = command  # what a refused attempt is recorded as
         self._vault: Vault | None = None
 
     @property
@@ -44,7 +45,9 @@ def cli(ctx: click.Context, db: str | None) -> None:
     Every change is an immutable, hash-chained event; `snapshot` writes a verifiable package
     of the log and `replay` rebuilds a vault from it, resolving every reference by UUID.
     """
-    ctx.obj = Context(db)
+    if not isinstance(ctx.obj, Context):
+        ctx.obj = Context()
+    ctx.obj.db = db
     ctx.call_on_close(lambda: ctx.obj._vault.close() if ctx.obj._vault else None)
 
 
@@ -56,8 +59,7 @@ def actor_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def writing(context: Context, actor: str, reason: str | None) -> Iterator[Commands]:
-    command = " ".join(sys.argv[1:]) or "write"
-    with context.vault.write(actor, reason, command=command) as commands:
+    with context.vault.write(actor, reason, command=context.command) as commands:
         yield commands
 
 
@@ -353,8 +355,10 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and an exit code, never a traceback."""
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="eventvault", standalone_mode=False)
+        cli.main(args=words, prog_name="eventvault", standalone_mode=False,
+                 obj=Context(command=command_line(words)))
     except click.exceptions.Abort:
         return fail("aborted", 1)
     except click.exceptions.Exit as done:
@@ -376,6 +380,21 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"internal error: {type(error).__name__}: {error} "
                     "(set EVENTVAULT_DEBUG=1 for a traceback)", 1)
     return 0
+
+
+def command_line(words: list[str]) -> str:
+    """The command as the audit trail records it: never the database URL (it may hold a
+    password, and the log is append-only)."""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--db":
+            skip = True
+        elif not word.startswith("--db="):
+            kept.append(word)
+    return " ".join(["eventvault", *kept])
 
 
 def fail(message: str, code: int) -> int:
