@@ -93,7 +93,7 @@ def reinit(context: Context, yes: bool, actor: str) -> None:
     """Drop everything, the event log included, then init."""
     if not yes:
         raise UsageError("reinit deletes every event and entity; add --yes to confirm")
-    created = context.vault.reinit(actor)
+    created = context.vault.reinit(actor, context.command)
     click.echo(f"vault reinitialised at {context.vault.where} ({created} system entities)")
 
 
@@ -307,7 +307,7 @@ def replay(context: Context, packages: tuple[str, ...], replace: bool,
     result = run_replay(
         context.vault, packages, replace=replace, dry_run=dry_run, actor=actor,
         until_seq=until_seq, at=parse_at(at), safety_path=safety_snapshot,
-        progress=progress_printer(),
+        progress=progress_printer(), command=context.command,
     )
     if result.safety_snapshot:
         click.echo(f"safety snapshot of the replaced vault: {result.safety_snapshot}")

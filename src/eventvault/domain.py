@@ -216,8 +216,8 @@ class Commands:
         author_row = self.find(author, "user")
         if self.actor.role == "author" and author_row["uuid"] != self.actor.id:
             raise permissions.PermissionDeniedError(
-                f"{self.actor.username} (role author) may create documents only as their "
-                "own author"
+                f"{self.actor.username} (role author) may not create documents for another "
+                "author; only as their own author"
             )
         fields: dict[str, FieldValue] = {"title": title, "author": author_row["uuid"]}
         if reviewer:
@@ -244,8 +244,8 @@ class Commands:
         own = {"author": row["author_id"], "reviewer": row["reviewer_id"]}.get(self.actor.role)
         if self.actor.role in ("author", "reviewer") and self.uuid_of("user", own) != self.actor.id:
             raise permissions.PermissionDeniedError(
-                f"{self.actor.username} (role {self.actor.role}) may {command} only when it "
-                f"is their own; ask an admin"
+                f"{self.actor.username} (role {self.actor.role}) may not {command}: it is not "
+                f"their own; ask an admin"
             )
 
     # --- workflows -----------------------------------------------------------------------

@@ -64,8 +64,9 @@ def replay(
     target: Vault, packages: Sequence[str | os.PathLike[str]], *, replace: bool = False,
     dry_run: bool = False, actor: str = "system", until_seq: int | None = None,
     at: int | None = None, safety_path: str | os.PathLike[str] | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, command: str = "replay --replace",
 ) -> ReplayResult:
+    """Replay `packages` into `target`; `command` is what a refusal is recorded as."""
     started = time.monotonic()
     if not packages:
         raise UsageError("give at least one package to replay")
@@ -75,7 +76,7 @@ def replay(
     existed = path is not None and path.exists()
     safety = None
     if not dry_run or existed:
-        safety = _check_target(target, replace, actor, dry_run, safety_path)
+        safety = _check_target(target, replace, actor, dry_run, safety_path, command)
     try:
         with target.connect(write=True, create=True) as connection:
             result = _replay_into(connection, readers, stop, actor, progress)
@@ -142,7 +143,7 @@ def _seq_at_time(readers: list[PackageReader], at: int) -> int:
 
 def _check_target(
     target: Vault, replace: bool, actor: str, dry_run: bool,
-    safety_path: str | os.PathLike[str] | None,
+    safety_path: str | os.PathLike[str] | None, command: str,
 ) -> Path | None:
     """Refuse a target that holds anything unless --replace; then keep a safety snapshot."""
     path = engines.sqlite_path(target.url)
@@ -167,7 +168,8 @@ def _check_target(
             f"target vault is not empty ({held}); use --replace to restore over it"
         )
     with target.connect() as connection:
-        target.authorize(connection, actor, "vault.replace", "replace the vault by a replay")
+        target.authorize(connection, actor, "vault.replace", "replace the vault by a replay",
+                         command)
     if dry_run:
         return None
     where = Path(safety_path) if safety_path else Path(

@@ -6,10 +6,10 @@ This is the library's front door; the CLI is a thin layer over it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 
@@ -17,13 +17,15 @@ from eventvault import engine as engines
 from eventvault import permissions, projection, schema, store
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
-from eventvault.errors import NotAVaultError, PermissionDeniedError, UsageError
+from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import now_us
 from eventvault.fold import StateFold
 from eventvault.registry import REGISTRY, system_uuid
 from eventvault.system import SYSTEM_ACTOR
 from eventvault.tables import projection as tables
 from eventvault.tables import vault_meta
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,24 @@ class Vault:
             self.record_denied(actor, command)
             raise
 
+    def write_retrying(
+        self, work: Callable[[Commands], T], actor: str = SYSTEM_ACTOR,
+        reason: str | None = None, attempts: int = 3,
+    ) -> T:
+        """Run `work` in a write transaction; on a ConcurrencyError run it again, afresh.
+
+        `work` must read what it depends on through the Commands it is given, so each
+        attempt decides on the current state rather than on what the failed one saw.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write(actor, reason) as commands:
+                    return work(commands)
+            except ConcurrencyError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
     def _actor(self, connection: Connection, username: str, *, inactive_ok: bool = False
                ) -> Actor:
         users = tables["user"]
@@ -128,14 +148,14 @@ class Vault:
         with self.connect(write=True, create=True) as connection:
             return self._initialise(connection)
 
-    def reinit(self, actor: str = SYSTEM_ACTOR) -> int:
+    def reinit(self, actor: str = SYSTEM_ACTOR, command: str = "reinit") -> int:
         """Drop everything, the event log included, then init: the reinit of the story.
 
         One transaction: if anything fails, the old vault is still there.
         """
         with self.connect() as connection:
             if schema.is_vault(connection) and schema.current_revision(connection):
-                self.authorize(connection, actor, "vault.reinit", "reinit the vault")
+                self.authorize(connection, actor, "vault.reinit", "reinit the vault", command)
         with self.connect(write=True, create=True) as connection:
             if schema.is_vault(connection):
                 schema.drop_all(connection)
@@ -147,11 +167,13 @@ class Vault:
         actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
         return Commands(connection, store.Appender(connection), actor).ensure_system_entities()
 
-    def authorize(self, connection: Connection, actor: str, action: str, command: str) -> None:
-        """Check `actor` may take `action`; a refusal is recorded, then raised."""
+    def authorize(
+        self, connection: Connection, actor: str, action: str, description: str, command: str
+    ) -> None:
+        """Check `actor` may take `action`; a refusal is recorded (as `command`), then raised."""
         found = self._actor(connection, actor)
         try:
-            permissions.require(found.username, found.role, action, command)
+            permissions.require(found.username, found.role, action, description)
         except PermissionDeniedError:
             self.record_denied(actor, command)
             raise
