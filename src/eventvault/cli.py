@@ -342,10 +342,12 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None)
     report = verify_packages(packages) if packages else verify_vault(context.vault, expect_head)
     if packages and expect_head and report.ok and report.head_hash != expect_head.lower():
         report.findings.append(f"head hash {report.head_hash} is not the expected {expect_head}")
-    for finding in report.findings:
-        click.echo(f"FAIL {finding}", err=True)
-    if not report.ok:
-        raise IntegrityError(f"verification failed: {len(report.findings)} finding(s)")
+    if len(report.findings) == 1:
+        raise IntegrityError(f"verification failed: {report.findings[0]}")
+    if report.findings:  # a report: one line per finding, then the verdict
+        for finding in report.findings:
+            click.echo(f"FAIL {finding}", err=True)
+        raise IntegrityError(f"verification failed: {len(report.findings)} findings")
     click.echo(f"OK {report.checked}: {report.events} events, chain intact to seq "
                f"{report.head_seq}, state digest {report.state_digest}")
     click.echo(f"head hash     {report.head_hash}")
