@@ -163,7 +163,8 @@ def test_an_access_denied_attempt_appears_under_its_actor(story: Story) -> None:
     assert len(denied) == 1
     assert "document add Sneaky" in denied[0]["command"]
     assert denied[0]["entity_id"] == denied[0]["actor_id"] and denied[0]["changes"] == {}
-    assert "attempted: document add Sneaky" in cli_ok(story, "audit", "actor", "viewer01").out
+    table = cli_ok(story, "audit", "actor", "viewer01").out
+    assert "attempted: eventvault document add Sneaky" in table
 
 
 def test_actor_time_range_and_pages(story: Story) -> None:

@@ -31,6 +31,10 @@ class PermissionDeniedError(EventVaultError):
     """The actor's role does not allow the command."""
 
 
+class EntityAbsentError(EventVaultError):
+    """The entity asked about did not exist at the asked moment: not yet, or no longer."""
+
+
 class ConcurrencyError(EventVaultError):
     """Another writer changed the entity first (stale entity_version)."""
 

@@ -1,0 +1,170 @@
+"""Names for the audit: each entity's fields after each of its events, and what to call it.
+
+A timeline is one entity's history folded on its own, so the audit can say what a reference
+pointed at (a username, a title, a state name) at the moment of any event, deleted entities
+included.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from eventvault import store
+from eventvault.events import ACCESS_DENIED, CREATED, DELETED, Event, FieldValue
+from eventvault.registry import ENTITY_TYPES
+from eventvault.tables import events
+
+# The readable name of each type: a field of its own or, for a type without one, the name of
+# what one of its references points at (a workflow reads as its document's title).
+NAME_FIELDS: dict[str, str] = {
+    "user": "username", "workflow_state": "name", "placeholder": "key",
+    "backup_config": "name", "document": "title", "workflow": "document",
+    "backup_job": "config", "restore_job": "requested_by",
+}
+NAME_HOPS = 3  # references one name may follow; a bound, should names ever form a cycle
+CACHE_ENTITIES = 10_000
+LOAD_BATCH = 500  # entity ids per IN (...) query
+
+
+# Per type, worked out once: its reference fields, its name field, its fields' defaults.
+REFERENCES = {t.name: frozenset(r.name for r in t.references) for t in ENTITY_TYPES}
+_NAME_FIELD = {t.name: NAME_FIELDS.get(t.name, t.natural_key or t.field_names[0])
+               for t in ENTITY_TYPES}
+_DEFAULTS: dict[str, dict[str, FieldValue]] = {
+    t.name: {**{f.name: f.default for f in t.fields}, **{r.name: None for r in t.references}}
+    for t in ENTITY_TYPES
+}
+
+
+def name_field(type_name: str) -> str | None:
+    return _NAME_FIELD.get(type_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """One entity's fields after each of its events, in seq order; None once deleted."""
+
+    entity_type: str
+    seqs: list[int]
+    states: list[dict[str, FieldValue] | None]
+
+    def at(self, seq: int) -> dict[str, FieldValue] | None:
+        """The fields in force right after the vault's event `seq`; None: absent then."""
+        index = bisect_right(self.seqs, seq) - 1
+        return self.states[index] if index >= 0 else None
+
+    def named_at(self, seq: int) -> dict[str, FieldValue] | None:
+        """The fields to name it by at `seq`: those in force, else its last, else its first."""
+        for index in range(bisect_right(self.seqs, seq) - 1, -1, -1):
+            if self.states[index] is not None:
+                return self.states[index]
+        return next((state for state in self.states if state is not None), None)
+
+
+def fold_timeline(type_name: str, entity_events: Iterable[Event]) -> Timeline:
+    """Fold one entity's events alone, without checking its references: the audit shows the
+    log as it is (judging it is `verify`'s job), and the referenced entities are not here."""
+    defaults = _DEFAULTS.get(type_name, {})
+    timeline = Timeline(type_name, [], [])
+    state: dict[str, FieldValue] | None = None
+    for event in entity_events:
+        if event.event_type == ACCESS_DENIED:
+            continue  # it changes no field
+        if event.event_type == CREATED:
+            state = {**defaults, **event.fields}
+        elif event.event_type == DELETED:
+            state = None
+        else:
+            state = {**(state or {}), **event.fields}
+        timeline.seqs.append(event.seq)
+        timeline.states.append(state)
+    return timeline
+
+
+class Names:
+    """Timelines of the entities an answer mentions: loaded in batches, kept in an LRU cache.
+
+    The cache is bounded so that a long answer (`audit log --limit 0` over a million events)
+    runs in constant memory; an evicted timeline is simply loaded again when it is needed.
+    """
+
+    def __init__(self, connection: Connection, capacity: int = CACHE_ENTITIES) -> None:
+        self._connection = connection
+        self._capacity = capacity
+        self._cache: OrderedDict[str, Timeline | None] = OrderedDict()
+
+    def seed(self, entity_id: str, type_name: str, entity_events: Sequence[Event]) -> Timeline:
+        """Fold events the caller has read already, sparing a query."""
+        timeline = fold_timeline(type_name, entity_events)
+        self._put(entity_id, timeline)
+        return timeline
+
+    def timeline(self, entity_id: str) -> Timeline | None:
+        if entity_id not in self._cache:
+            self.load([entity_id])
+        else:
+            self._cache.move_to_end(entity_id)
+        return self._cache.get(entity_id)
+
+    def load(self, entity_ids: Iterable[str]) -> None:
+        """Read the timelines not cached yet, LOAD_BATCH entities a query."""
+        missing = [entity_id for entity_id in dict.fromkeys(entity_ids)
+                   if entity_id not in self._cache]
+        for start in range(0, len(missing), LOAD_BATCH):
+            grouped: dict[str, list[Event]] = {i: [] for i in missing[start:start + LOAD_BATCH]}
+            rows = self._connection.execute(
+                select(*store.EVENT_COLUMNS)
+                .where(events.c.entity_id.in_(list(grouped)),
+                       events.c.event_type != ACCESS_DENIED)
+                .order_by(events.c.seq)
+            )
+            for row in rows:
+                event = store.row_to_event(row)
+                grouped[event.entity_id].append(event)
+            for entity_id, found in grouped.items():
+                self._put(entity_id, fold_timeline(found[0].entity_type, found) if found else None)
+
+    def prefetch(self, found: Sequence[Event]) -> None:
+        """Load, in a few batched queries, every timeline that describing `found` reads."""
+        subjects = {event.entity_id for event in found}
+        self.load(subjects | {event.actor_id for event in found})
+        wanted: set[str] = set().union(*(self.references(i) for i in subjects))
+        for _ in range(NAME_HOPS):
+            if not wanted:
+                break
+            self.load(wanted)
+            wanted = set().union(*(self.references(i, names_only=True) for i in wanted))
+
+    def references(self, entity_id: str, names_only: bool = False) -> set[str]:
+        """The UUIDs a cached entity ever pointed at (only those its name comes from)."""
+        timeline = self._cache.get(entity_id)
+        if timeline is None:
+            return set()
+        fields = REFERENCES.get(timeline.entity_type, frozenset())
+        if names_only:
+            fields = fields & {name_field(timeline.entity_type)}
+        return {str(state[name]) for state in timeline.states if state
+                for name in fields if state.get(name) is not None}
+
+    def name_at(self, entity_id: str, seq: int, hops: int = 0) -> str | None:
+        """The entity's name as it was at `seq` (its last one if it was deleted by then)."""
+        timeline = self.timeline(entity_id)
+        state = timeline.named_at(seq) if timeline else None
+        field = name_field(timeline.entity_type) if timeline else None
+        value = state.get(field) if state and field else None
+        if value is None or timeline is None or field is None:
+            return None
+        if field in REFERENCES[timeline.entity_type]:
+            return self.name_at(str(value), seq, hops + 1) if hops < NAME_HOPS else None
+        return str(value)
+
+    def _put(self, entity_id: str, timeline: Timeline | None) -> None:
+        self._cache[entity_id] = timeline
+        self._cache.move_to_end(entity_id)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
