@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -92,7 +91,10 @@ def chain_hash(previous: bytes, record: bytes) -> bytes:
 
 
 def event_id(event_hash: bytes) -> str:
-    return str(uuid.UUID(bytes=event_hash[:16]))
+    """The first 16 bytes of the hash in UUID form (formatted by hand: replay does this a
+    million times, and uuid.UUID costs three times as much)."""
+    h = event_hash[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iter_records(data: bytes) -> Iterator[tuple[list[Any], bytes]]:

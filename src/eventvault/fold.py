@@ -45,14 +45,17 @@ _DEFAULTS = {
 class StateFold:
     """The logical state after some events: entity UUID -> (type, values in registry order).
 
-    The state digest is kept up to date event by event (subtract the entity's old hash, add
-    its new one), so the digest at any point of a replay or snapshot costs nothing extra.
+    The state digest is updated incrementally but lazily: events only mark their entity as
+    changed, and `digest()` rehashes just the entities changed since it was last asked
+    (subtract the old hash, add the new one). An entity updated many times between two
+    checkpoints is hashed once, not once per event.
     """
 
     def __init__(self) -> None:
         self.entities: dict[str, tuple[str, list[FieldValue]]] = {}
         self.hashes: dict[str, int] = {}
         self._digest = 0
+        self._changed: set[str] = set()
         self.versions: dict[str, int] = {}
         self.counts: Counter[str] = Counter({name: 0 for name in TYPE_NAMES})
         self.last_seq = 0
@@ -82,7 +85,7 @@ class StateFold:
                     f"{', '.join(missing)}"
                 )
             self.entities[event.entity_id] = (entity.name, values)
-            self._rehash(entity.name, event.entity_id, values)
+            self._changed.add(event.entity_id)
             self.counts[entity.name] += 1
         elif kind in (UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED):
             if current is None or current[0] != entity.name:
@@ -92,11 +95,11 @@ class StateFold:
                 )
             if kind == DELETED:
                 del self.entities[event.entity_id]
-                self._digest -= self.hashes.pop(event.entity_id)
+                self._changed.add(event.entity_id)
                 self.counts[entity.name] -= 1
             elif kind != ACCESS_DENIED:
                 self._set(event, entity, current[1], unpack_payload(event.payload))
-                self._rehash(entity.name, event.entity_id, current[1])
+                self._changed.add(event.entity_id)
         else:
             raise IntegrityError(f"seq {event.seq}: unknown event type {kind!r}")
         expected = self.versions.get(event.entity_id, 0) + 1
@@ -139,16 +142,19 @@ class StateFold:
                     )
             values[position] = value
 
-    def _rehash(self, type_name: str, entity_id: str, values: list[FieldValue]) -> None:
-        new = entity_hash(type_name, entity_id, values)
-        self._digest += new - self.hashes.get(entity_id, 0)
-        self.hashes[entity_id] = new
-
     def live(self) -> Iterator[tuple[str, str, list[FieldValue]]]:
         for entity_id, (type_name, values) in self.entities.items():
             yield type_name, entity_id, values
 
     def digest(self) -> str:
+        for entity_id in self._changed:
+            self._digest -= self.hashes.pop(entity_id, 0)
+            found = self.entities.get(entity_id)
+            if found is not None:
+                new = entity_hash(found[0], entity_id, found[1])
+                self.hashes[entity_id] = new
+                self._digest += new
+        self._changed.clear()
         return f"{self._digest % MODULUS:064x}"
 
     def fields_of(self, entity_id: str) -> dict[str, FieldValue] | None:
