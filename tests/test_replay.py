@@ -301,8 +301,8 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
     assert cli("user", "add", "only-here", "--as", "admin", db=target).code == 0
     before = export_lines(cli, target, without_restore_jobs=False)
     environment = {**os.environ, "EVENTVAULT_DB": target}
-    command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace",
-               "--safety-snapshot", str(tmp_path / "safety.evpkg")]
+    # Without --safety-snapshot each attempt writes its own, named by the time, in cwd.
+    command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace"]
     rng = random.Random(11)
     killed_mid_way = 0
     for _ in range(6):
