@@ -6,12 +6,13 @@ together with its projection changes, or not at all.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, select
 
 from eventvault import permissions, projection
 from eventvault.errors import ConcurrencyError, UsageError, ValidationError
@@ -50,6 +51,13 @@ class Actor:
 
 
 class Commands:
+    """Domain commands inside one write transaction.
+
+    Rows it reads or writes are kept in an identity map (UUID -> row, natural key -> UUID,
+    ID -> UUID): the transaction holds the write lock, so nothing else can change them, and
+    a batch of commands touching the same users and states reads each of them once.
+    """
+
     def __init__(
         self, connection: Connection, appender: Appender, actor: Actor, reason: str | None = None
     ) -> None:
@@ -58,13 +66,20 @@ class Commands:
         self.actor = actor
         self.reason = reason
         self.recorded = 0
+        self.rows = projection.RowWriter(connection)
+        self._by_uuid: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._by_id: dict[tuple[str, int], str] = {}
+
+    def flush(self) -> None:
+        """Write pending events; the transaction's owner calls it before committing."""
+        self.appender.flush()
 
     # --- lookups -------------------------------------------------------------------------
 
-    def find(self, ref: str, type_name: str) -> RowMapping:
+    def find(self, ref: str, type_name: str) -> dict[str, Any]:
         """A live entity by REF: its UUID, `type:natural_key`, or (for users) a username."""
         entity = REGISTRY[type_name]
-        table = tables[type_name]
         text = ref.strip()
         if ":" in text and not _is_uuid(text):
             prefix, key = text.split(":", 1)
@@ -72,21 +87,50 @@ class Commands:
                 raise UsageError(f"{ref!r} is not a {type_name} reference")
             text = key
         if _is_uuid(text):
-            where = table.c.uuid == str(uuid.UUID(text))
+            canonical = text if CANONICAL_UUID.match(text) else str(uuid.UUID(text))
+            row = self._cached(type_name, canonical, "uuid")
         elif entity.natural_key is not None:
-            where = table.c[entity.natural_key] == text
+            entity_id = self._by_key.get((type_name, text))
+            row = (self._cached(type_name, entity_id, "uuid") if entity_id
+                   else self._cached(type_name, text, entity.natural_key))
         else:
             raise UsageError(f"{ref!r} is not a {type_name} reference: give its UUID")
-        row = self.connection.execute(select(table).where(where)).mappings().first()
         if row is None:
             raise UsageError(f"no {type_name} {ref!r}")
         return row
 
+    def _cached(self, type_name: str, value: object, column: str) -> dict[str, Any] | None:
+        if column == "uuid":
+            found = self._by_uuid.get(str(value))
+            if found is not None:
+                return found[1] if found[0] == type_name else None
+        row = self.rows.select(type_name, column, value)
+        if row is not None:
+            self._remember(type_name, row)
+        return row
+
+    def _remember(self, type_name: str, row: dict[str, Any]) -> None:
+        self._by_uuid[row["uuid"]] = (type_name, row)
+        self._by_id[(type_name, row["id"])] = row["uuid"]
+        key = REGISTRY[type_name].natural_key
+        if key is not None:
+            self._by_key[(type_name, str(row[key]))] = row["uuid"]
+
+    def _forget(self, type_name: str, row: dict[str, Any]) -> None:
+        self._by_uuid.pop(row["uuid"], None)
+        self._by_id.pop((type_name, row["id"]), None)
+        key = REGISTRY[type_name].natural_key
+        if key is not None:
+            self._by_key.pop((type_name, str(row[key])), None)
+
     def uuid_of(self, type_name: str, row_id: int | None) -> str | None:
         if row_id is None:
             return None
-        table = tables[type_name]
-        return self.connection.execute(select(table.c.uuid).where(table.c.id == row_id)).scalar()
+        entity_id = self._by_id.get((type_name, row_id))
+        if entity_id is None:
+            row = self._cached(type_name, row_id, "id")
+            entity_id = None if row is None else row["uuid"]
+        return entity_id
 
     # --- recording -----------------------------------------------------------------------
 
@@ -94,11 +138,37 @@ class Commands:
         self, entity: EntityType, entity_id: str, version: int, event_type: str,
         fields: Mapping[str, FieldValue],
     ) -> str:
-        event = self.appender.append(
+        """Append the event and make the same change to the projection row."""
+        self.appender.append(
             NewEvent(entity.name, entity_id, version, event_type, self.actor.id, fields,
                      self.reason)
         )
-        projection.apply(self.connection, event)
+        columns: dict[str, Any] = {"version": version}
+        if event_type not in (DELETED, ACCESS_DENIED):
+            for name, value in fields.items():
+                reference = entity.reference(name)
+                if reference is None:
+                    columns[name] = value
+                else:
+                    columns[reference.column] = (
+                        None if value is None else self.find(str(value), reference.target)["id"]
+                    )
+        if event_type == CREATED:
+            row = {"uuid": entity_id, **columns}
+            for reference in entity.references:  # every column, so the cached row is whole
+                row.setdefault(reference.column, None)
+            row["id"] = self.rows.insert(entity.name, row)
+            self._remember(entity.name, row)
+        else:
+            row = self.find(entity_id, entity.name)
+            if event_type == DELETED:
+                self.rows.delete(entity.name, row["id"])
+                self._forget(entity.name, row)
+            else:
+                self._forget(entity.name, row)
+                self.rows.update(entity.name, row["id"], columns)
+                row.update(columns)
+                self._remember(entity.name, row)
         self.recorded += 1
         return entity_id
 
@@ -120,7 +190,7 @@ class Commands:
         return self._record(entity, entity_id or str(uuid.uuid4()), 1, CREATED, values)
 
     def update(
-        self, type_name: str, row: RowMapping, changes: Mapping[str, FieldValue],
+        self, type_name: str, row: Mapping[str, Any], changes: Mapping[str, FieldValue],
         expected_version: int | None = None, event_type: str = UPDATED,
     ) -> str:
         """Record only the fields that really change; nothing at all if none does."""
@@ -137,7 +207,7 @@ class Commands:
         self._check(entity, changed, row)
         return self._record(entity, row["uuid"], row["version"] + 1, event_type, changed)
 
-    def delete(self, type_name: str, row: RowMapping) -> str:
+    def delete(self, type_name: str, row: Mapping[str, Any]) -> str:
         blockers = []
         for source, reference in referrers(type_name):
             table = tables[source.name]
@@ -152,14 +222,16 @@ class Commands:
             )
         return self._record(REGISTRY[type_name], row["uuid"], row["version"] + 1, DELETED, {})
 
-    def logical_fields(self, entity: EntityType, row: RowMapping) -> dict[str, FieldValue]:
+    def logical_fields(self, entity: EntityType, row: Mapping[str, Any]
+                       ) -> dict[str, FieldValue]:
         fields: dict[str, FieldValue] = {f.name: row[f.name] for f in entity.fields}
         for reference in entity.references:
             fields[reference.name] = self.uuid_of(reference.target, row[reference.column])
         return fields
 
     def _check(
-        self, entity: EntityType, values: Mapping[str, FieldValue], row: RowMapping | None = None
+        self, entity: EntityType, values: Mapping[str, FieldValue],
+        row: Mapping[str, Any] | None = None,
     ) -> None:
         for name, value in values.items():
             choices = CHOICES.get((entity.name, name))
@@ -168,22 +240,21 @@ class Commands:
                     f"{entity.name} {name} must be one of {', '.join(choices)}, not {value!r}"
                 )
             reference = entity.reference(name)
-            if reference is not None and value is not None:
-                # Resolve to make sure it names a live entity of the right type.
-                table = tables[reference.target]
-                if self.connection.execute(
-                    select(table.c.id).where(table.c.uuid == value)
-                ).first() is None:
-                    raise ValidationError(
-                        f"{entity.name} {name} refers to {reference.target} {value}, which "
-                        "does not exist"
-                    )
+            # A reference must name a live entity of the right type.
+            if reference is not None and value is not None and (
+                not isinstance(value, str) or not _is_uuid(value)
+                or self._cached(reference.target, value, "uuid") is None
+            ):
+                raise ValidationError(
+                    f"{entity.name} {name} refers to {reference.target} {value}, which "
+                    "does not exist"
+                )
         key = entity.natural_key
         if key is not None and key in values:
-            table = tables[entity.name]
-            clash = self.connection.execute(
-                select(table.c.uuid).where(table.c[key] == values[key])
-            ).scalar()
+            clash = self._by_key.get((entity.name, str(values[key])))
+            if clash is None:
+                found = self._cached(entity.name, values[key], key)
+                clash = None if found is None else found["uuid"]
             if clash is not None and (row is None or clash != row["uuid"]):
                 raise ValidationError(f"{entity.name} {values[key]!r} exists already")
 
@@ -239,7 +310,8 @@ class Commands:
         self._require_document_access(row, "document.delete", "delete this document")
         return self.delete("document", row)
 
-    def _require_document_access(self, row: RowMapping, action: str, command: str) -> None:
+    def _require_document_access(self, row: Mapping[str, Any], action: str, command: str
+                                 ) -> None:
         self._require(action, command)
         own = {"author": row["author_id"], "reviewer": row["reviewer_id"]}.get(self.actor.role)
         if self.actor.role in ("author", "reviewer") and self.uuid_of("user", own) != self.actor.id:
@@ -263,11 +335,8 @@ class Commands:
     def move_workflow(self, ref: str, state: str, expected_version: int | None = None) -> str:
         self._require("workflow.move", "move workflows")
         row = self.find(ref, "workflow")
-        current = self.connection.execute(
-            select(tables["workflow_state"]).where(
-                tables["workflow_state"].c.id == row["current_state_id"]
-            )
-        ).mappings().one()
+        current = self.find(str(self.uuid_of("workflow_state", row["current_state_id"])),
+                            "workflow_state")
         target = self.find(state, "workflow_state")
         allowed = str(current["transitions"]).split()
         if target["name"] not in allowed:
@@ -310,13 +379,9 @@ class Commands:
         """Create any missing system entity, with its deterministic UUID. Idempotent."""
         created = 0
         for type_name, key, declarations in SYSTEM_ENTITIES:
-            table = tables[type_name]
             for fields in declarations:
                 entity_id = system_uuid(type_name, str(fields[key]))
-                exists = self.connection.execute(
-                    select(table.c.id).where(table.c.uuid == entity_id)
-                ).first()
-                if exists is None:
+                if self._cached(type_name, entity_id, "uuid") is None:
                     self.create(type_name, fields, entity_id)
                     created += 1
         return created
@@ -360,7 +425,12 @@ def _parse_value(kind: str, name: str, text: str) -> Any:
     return text
 
 
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
 def _is_uuid(text: str) -> bool:
+    if CANONICAL_UUID.match(text):  # the common case, without building a UUID object
+        return True
     try:
         uuid.UUID(text)
     except ValueError:
@@ -368,6 +438,6 @@ def _is_uuid(text: str) -> bool:
     return len(text) in (32, 36)
 
 
-def _label(entity: EntityType, row: RowMapping) -> str:
+def _label(entity: EntityType, row: Mapping[str, Any]) -> str:
     key = entity.natural_key
     return repr(row[key]) if key else str(row["uuid"])

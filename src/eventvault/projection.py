@@ -1,19 +1,20 @@
-"""The projection: applying events to the relational tables, and reading entities back.
+"""The projection: writing entities to the relational tables, and reading them back.
 
-Every reference in an event is a UUID; here, and only here, it becomes the integer ID the
-current database gave the referenced row (the identity map), and back again when reading.
+Every reference in an event is a UUID; in the tables it is the integer ID the current
+database gave the referenced row. The command path resolves it through the domain's
+identity map and writes rows with `RowWriter`; replay writes a whole folded state with
+`load_state`; reading turns IDs back into UUIDs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql import Select
 
-from eventvault.errors import DanglingReferenceError, IntegrityError
-from eventvault.events import ACCESS_DENIED, CREATED, DELETED, Event, FieldValue, unpack_payload
+from eventvault.events import FieldValue
 from eventvault.fold import StateFold
 from eventvault.registry import ENTITY_TYPES, REGISTRY, TYPE_NAMES, EntityType
 from eventvault.tables import projection
@@ -21,52 +22,66 @@ from eventvault.tables import projection
 LOAD_BATCH = 10_000
 
 
-def resolve_id(connection: Connection, type_name: str, entity_id: str) -> int | None:
-    table = projection[type_name]
-    return connection.execute(select(table.c.id).where(table.c.uuid == entity_id)).scalar()
+class RowWriter:
+    """Projection rows for the command path, through the driver's own cursor.
 
+    Each statement's text is built once; a command then costs one driver call per row.
+    SQLAlchemy's per-statement machinery, even for plain SQL, cost more than the database.
+    The cursor belongs to the caller's connection, so it works inside its transaction.
+    """
 
-def apply(connection: Connection, event: Event) -> None:
-    """Apply one already validated event of a command to the projection."""
-    entity = REGISTRY[event.entity_type]
-    table = projection[entity.name]
-    row: dict[str, Any] = {"version": event.entity_version}
-    if event.event_type not in (DELETED, ACCESS_DENIED):
-        row.update(_columns(connection, event, entity, unpack_payload(event.payload)))
-    if event.event_type == CREATED:
-        defaults = {f.name: f.default for f in entity.fields if f.name not in row}
-        connection.execute(table.insert(), [{**defaults, **row, "uuid": event.entity_id}])
-        return
-    where = table.c.uuid == event.entity_id
-    if event.event_type == DELETED:
-        result = connection.execute(table.delete().where(where))
-    else:
-        result = connection.execute(table.update().where(where).values(**row))
-    if result.rowcount != 1:
-        raise IntegrityError(
-            f"seq {event.seq}: {entity.name} {event.entity_id} is missing from the projection"
+    def __init__(self, connection: Connection) -> None:
+        self._cursor = connection.connection.cursor()
+        self._marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        self._returning = connection.dialect.name == "postgresql"
+        self._sql: dict[tuple[str, ...], str] = {}
+
+    def _statement(self, key: tuple[str, ...], build: Callable[[], str]) -> str:
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = build()
+        return sql
+
+    def select(self, type_name: str, column: str, value: object) -> dict[str, Any] | None:
+        table = projection[type_name].name
+        sql = self._statement(("select", table, column),
+                              lambda: f"SELECT * FROM {table} WHERE {column} = {self._marker}")
+        self._cursor.execute(sql, (value,))
+        row = self._cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip((d[0] for d in self._cursor.description), row, strict=True))
+
+    def insert(self, type_name: str, columns: dict[str, Any]) -> int:
+        table = projection[type_name].name
+        names = tuple(columns)
+
+        def build() -> str:
+            markers = ", ".join([self._marker] * len(names))
+            sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({markers})"
+            return sql + " RETURNING id" if self._returning else sql
+
+        self._cursor.execute(self._statement(("insert", table, *names), build),
+                             tuple(columns.values()))
+        if self._returning:
+            return int(self._cursor.fetchone()[0])
+        return int(self._cursor.lastrowid)
+
+    def update(self, type_name: str, row_id: int, columns: dict[str, Any]) -> None:
+        table = projection[type_name].name
+        names = tuple(columns)
+        sql = self._statement(
+            ("update", table, *names),
+            lambda: f"UPDATE {table} SET {', '.join(f'{n} = {self._marker}' for n in names)} "
+                    f"WHERE id = {self._marker}",
         )
+        self._cursor.execute(sql, (*columns.values(), row_id))
 
-
-def _columns(
-    connection: Connection, event: Event, entity: EntityType, fields: dict[str, FieldValue]
-) -> dict[str, Any]:
-    columns: dict[str, Any] = {}
-    for name, value in fields.items():
-        reference = entity.reference(name)
-        if reference is None:
-            columns[name] = value
-        elif value is None:
-            columns[reference.column] = None
-        else:
-            target_id = resolve_id(connection, reference.target, str(value))
-            if target_id is None:
-                raise DanglingReferenceError(
-                    f"seq {event.seq}: {entity.name} {event.entity_id} field {name!r} refers "
-                    f"to {reference.target} {value}, which does not exist"
-                )
-            columns[reference.column] = target_id
-    return columns
+    def delete(self, type_name: str, row_id: int) -> None:
+        table = projection[type_name].name
+        sql = self._statement(("delete", table),
+                              lambda: f"DELETE FROM {table} WHERE id = {self._marker}")
+        self._cursor.execute(sql, (row_id,))
 
 
 def _entity_query(entity: EntityType) -> Select[Any]:

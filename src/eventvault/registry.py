@@ -52,10 +52,10 @@ class EntityType:
         return tuple(f.name for f in self.fields) + tuple(r.name for r in self.references)
 
     def field(self, name: str) -> Field | None:
-        return next((f for f in self.fields if f.name == name), None)
+        return _FIELDS.get((self.name, name))
 
     def reference(self, name: str) -> Reference | None:
-        return next((r for r in self.references if r.name == name), None)
+        return _REFERENCES.get((self.name, name))
 
 
 USER_ROLES = ("admin", "author", "reviewer", "viewer")
@@ -137,6 +137,9 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
 )
 
 REGISTRY: dict[str, EntityType] = {t.name: t for t in ENTITY_TYPES}
+# Look-ups by (type, field name): the command path asks them for every field it writes.
+_FIELDS = {(t.name, f.name): f for t in ENTITY_TYPES for f in t.fields}
+_REFERENCES = {(t.name, r.name): r for t in ENTITY_TYPES for r in t.references}
 TYPE_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 

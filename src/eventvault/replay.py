@@ -223,6 +223,7 @@ def _replay_into(
     commands = Commands(connection, store.Appender(connection), requester, "restore")
     note = f"replayed {len(readers)} package(s) to seq {stop} (head {head.hash.hex()[:16]})"
     job = commands.create("restore_job", {"requested_by": requester.id, "note": note})
+    commands.flush()
     return ReplayResult(
         events=stop - readers[0].header.base_seq, head_seq=stop, head_hash=head.hash.hex(),
         state_digest=fold.digest(), counts=dict(fold.counts), verified_against=verified_against,

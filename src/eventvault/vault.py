@@ -106,6 +106,7 @@ class Vault:
                 commands = Commands(connection, store.Appender(connection),
                                     self._actor(connection, actor), reason)
                 yield commands
+                commands.flush()
         except PermissionDeniedError:
             self.record_denied(actor, command)
             raise
@@ -165,7 +166,10 @@ class Vault:
         schema.upgrade(connection)
         self._ensure_vault_id(connection)
         actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
-        return Commands(connection, store.Appender(connection), actor).ensure_system_entities()
+        commands = Commands(connection, store.Appender(connection), actor)
+        created = commands.ensure_system_entities()
+        commands.flush()
+        return created
 
     def authorize(
         self, connection: Connection, actor: str, action: str, description: str, command: str
@@ -184,6 +188,7 @@ class Vault:
             denied = Commands(connection, store.Appender(connection),
                               self._actor(connection, actor, inactive_ok=True))
             denied.record_access_denied(command)
+            denied.flush()
 
     @staticmethod
     def _ensure_vault_id(connection: Connection) -> None:
