@@ -135,10 +135,15 @@ def raw(db: str, *statements: str) -> None:
     engine.dispose()
 
 
+COLUMNS_DIFFER = "the events table's columns do not match the event's record"
+
+
 @pytest.mark.parametrize("statements, finding", [
-    (["UPDATE events SET reason = 'forged' WHERE seq = 60"], "hash chain broken at seq 60"),
+    (["UPDATE events SET record = (SELECT record FROM events WHERE seq = 61) WHERE seq = 60"],
+     "hash chain broken at seq 60"),
+    (["UPDATE events SET reason = 'forged' WHERE seq = 60"], f"seq 60: {COLUMNS_DIFFER}"),
     (["UPDATE events SET actor_id = (SELECT actor_id FROM events WHERE seq = 1) "
-      "WHERE seq = 70"], "hash chain broken at seq 70"),
+      "WHERE seq = 70"], f"seq 70: {COLUMNS_DIFFER}"),
     (["DELETE FROM events WHERE seq = 60"], "seq 60 is missing"),
     (["UPDATE events SET seq = -1 WHERE seq = 60", "UPDATE events SET seq = 60 WHERE seq = 61",
       "UPDATE events SET seq = 61 WHERE seq = -1"], "hash chain broken at seq 60"),
@@ -185,6 +190,7 @@ def test_a_rewritten_chain_is_caught_only_against_a_kept_head(demo_db: str, cli,
         previous = chain_hash(previous, event.record())
         statements.append(
             f"UPDATE events SET reason = {repr(event.reason) if event.reason else 'NULL'}, "
+            f"record = {hex_literal(demo_db, event.record())}, "
             f"hash = {hex_literal(demo_db, previous)}, event_id = '{event_id(previous)}' "
             f"WHERE seq = {event.seq}")
     raw(demo_db, *statements)

@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("actor_id", sa.String(length=36), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("recorded_at", sa.BigInteger(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("record", sa.LargeBinary(), nullable=False),
         sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
         sa.UniqueConstraint(

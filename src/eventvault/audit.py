@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
-from eventvault import codec, store
+from eventvault import store
 from eventvault.errors import EntityAbsentError, IntegrityError, UsageError
 from eventvault.events import (
     ACCESS_DENIED,
@@ -32,7 +32,6 @@ from eventvault.events import (
     UPDATED,
     Event,
     FieldValue,
-    unpack_payload,
     us_to_iso,
 )
 from eventvault.registry import REGISTRY, entity_type, system_uuid
@@ -277,15 +276,16 @@ def _find_former(connection: Connection, type_name: str, field: str, key: str) -
     here; a UUID or a live name never does.
     """
     query = (
-        select(events.c.entity_id, events.c.payload)
+        select(*store.EVENT_COLUMNS)
         .where(events.c.entity_type == type_name, events.c.event_type.in_((CREATED, UPDATED)))
         .order_by(events.c.seq.desc())
     )
-    result = connection.execution_options(stream_results=True, yield_per=1000).execute(query)
-    for entity_id, payload in result:
-        if unpack_payload(codec.from_stored(bytes(payload))).get(field) == key:
+    result = connection.execute(query, execution_options={"yield_per": 1000})
+    for row in result:
+        event = store.row_to_event(row)
+        if event.fields.get(field) == key:
             result.close()
-            return str(entity_id)
+            return event.entity_id
     return None
 
 

@@ -1,10 +1,10 @@
-"""How payloads are stored in the database: canonical msgpack, zstd-compressed where it pays.
+"""How event records are stored in the database: canonical msgpack, zstd where it pays.
 
-Measured on this domain's payloads (50-250 bytes): zstd on one payload alone saves nothing,
-because most of a payload is random UUIDs. So short payloads are stored as they are and only
-long ones (free text, long titles) are compressed, and only when that makes them smaller.
-A stored payload is told apart by its first bytes: a canonical payload is a msgpack map
-(first byte 0x80-0x8f, 0xde or 0xdf), never the zstd magic number.
+Measured on this domain's records (120-300 bytes): zstd on one record alone saves nothing,
+because most of a record is random UUIDs and hashes do not compress. So short records are
+stored as they are and only long ones (free text, long titles) are compressed, and only when
+that makes them smaller. A stored record is told apart by its first bytes: a canonical record
+is a msgpack array (first byte 0x9a), never the zstd magic number.
 """
 
 from __future__ import annotations

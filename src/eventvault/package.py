@@ -440,6 +440,11 @@ class PackageReader:
 
         With stop_seq, stops after that seq; frames beyond the one holding it are not read.
         """
+        for event, _record in self.entries(stop_seq):
+            yield event
+
+    def entries(self, stop_seq: int | None = None) -> Iterator[tuple[Event, bytes]]:
+        """Like `events`, each event with its canonical record bytes (replay stores them)."""
         if stop_seq is not None and stop_seq <= self.header.base_seq:
             return
         previous = self.header.base_hash
@@ -454,9 +459,9 @@ class PackageReader:
             raise PackageError(f"{self.path}: head hash mismatch")
 
     def _verify_frame(self, number: int, info: FrameInfo, data: bytes,
-                      previous: bytes) -> list[Event]:
+                      previous: bytes) -> list[tuple[Event, bytes]]:
         where = f"{self.path}: frame {number} (seq {info.first_seq}-{info.last_seq})"
-        batch: list[Event] = []
+        batch: list[tuple[Event, bytes]] = []
         seq, time, consumed = info.first_seq - 1, info.first_time, 0
         try:
             for item, record in iter_records(data):
@@ -469,7 +474,7 @@ class PackageReader:
                     raise _Corrupt(f"recorded_at goes back in time at seq {seq}")
                 time = event.recorded_at
                 consumed += len(record)
-                batch.append(event)
+                batch.append((event, record))
         except _Corrupt as exc:
             raise PackageError(f"{where}: {exc}") from None
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
@@ -478,7 +483,7 @@ class PackageReader:
             raise PackageError(f"{where}: incomplete record after seq {seq}")
         if len(batch) != info.count:
             raise PackageError(f"{where}: holds {len(batch)} records, the index says {info.count}")
-        if batch[0].recorded_at != info.first_time or time != info.last_time:
+        if batch[0][0].recorded_at != info.first_time or time != info.last_time:
             raise PackageError(f"{where}: event times do not match the frame index")
         if previous != info.end_hash:
             raise PackageError(f"{where}: chain hash mismatch at seq {seq}")

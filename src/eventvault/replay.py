@@ -200,13 +200,13 @@ def _replay_into(
         {"key": "created_at", "value": str(header.created_at)},
     ])
     fold = StateFold()
-    batch: list[store.Event] = []
+    batch: list[tuple[store.Event, bytes]] = []
     for reader in readers:
         if reader.header.base_seq >= stop:
             break
-        for event in reader.events(stop_seq=stop if stop <= reader.footer.head_seq else None):
-            fold.apply(event)
-            batch.append(event)
+        for entry in reader.entries(stop_seq=stop if stop <= reader.footer.head_seq else None):
+            fold.apply(entry[0])
+            batch.append(entry)
             if len(batch) >= BATCH:
                 store.insert_events(connection, batch)
                 batch = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import msgpack
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy import exc as sa_exc
 
@@ -17,6 +18,7 @@ from eventvault.events import (
     FieldValue,
     chain_hash,
     encode_record,
+    event_from_record,
     event_id,
     now_us,
     pack_payload,
@@ -73,7 +75,7 @@ class Appender:
         lock_for_append(connection)
         self._connection = connection
         self.head = read_head(connection)
-        self._pending: list[Event] = []
+        self._pending: list[tuple[Event, bytes]] = []
 
     def append(self, new: NewEvent) -> Event:
         seq = self.head.seq + 1
@@ -89,7 +91,7 @@ class Appender:
             seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
             SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, digest,
         )
-        self._pending.append(event)
+        self._pending.append((event, record))
         self.head = Head(seq, digest, recorded_at)
         if len(self._pending) >= self.FLUSH_EVERY:
             self.flush()
@@ -123,33 +125,27 @@ def lock_for_append(connection: Connection) -> None:
         connection.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
 
 
-def insert_events(connection: Connection, batch: list[Event]) -> None:
-    """Bulk path (replay): plain driver executemany with tuples, no per-row Core overhead."""
+def insert_events(connection: Connection, batch: list[tuple[Event, bytes]]) -> None:
+    """Events with their canonical records, through one plain driver executemany."""
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     columns = ", ".join(c.name for c in events.columns)
     sql = f"INSERT INTO events ({columns}) VALUES ({', '.join([marker] * len(events.columns))})"
     connection.exec_driver_sql(sql, [
         (e.seq, event_id(e.hash), e.entity_type, e.entity_id, e.entity_version, e.event_type,
-         e.schema_version, e.actor_id, e.reason, e.recorded_at, codec.to_stored(e.payload),
-         e.hash)
-        for e in batch
+         e.schema_version, e.actor_id, e.reason, e.recorded_at, codec.to_stored(record), e.hash)
+        for e, record in batch
     ])
 
 
-EVENT_COLUMNS = (
-    events.c.seq, events.c.entity_type, events.c.entity_id, events.c.entity_version,
-    events.c.event_type, events.c.schema_version, events.c.actor_id, events.c.reason,
-    events.c.recorded_at, events.c.payload, events.c.hash,
-)
+# An event is read back from its record alone: the other columns are only its index.
+EVENT_COLUMNS = (events.c.record, events.c.hash)
 
 
-def row_to_event(row: Row[tuple[object, ...]]) -> Event:
+def row_to_event(row: Row[tuple[object, ...]] | tuple[object, ...]) -> Event:
     """An Event from a row of EVENT_COLUMNS."""
-    (seq, etype, eid, version, kind, schema, actor, reason, at, payload, digest) = row
-    return Event(
-        seq, etype, eid, version, kind, schema, actor, reason, at,  # type: ignore[arg-type]
-        codec.from_stored(bytes(payload)), bytes(digest),  # type: ignore[arg-type]
-    )
+    stored, digest = row
+    item = msgpack.unpackb(codec.from_stored(bytes(stored)), raw=False)  # type: ignore[arg-type]
+    return event_from_record(item, bytes(digest))  # type: ignore[arg-type]
 
 
 def read_events(

@@ -51,7 +51,10 @@ events = Table(
     Column("actor_id", String(36), nullable=False),
     Column("reason", Text, nullable=True),
     Column("recorded_at", BigInteger, nullable=False),  # µs since the epoch, UTC
-    Column("payload", LargeBinary, nullable=False),  # canonical msgpack, zstd where it pays
+    # The event's canonical record (events.py), the very bytes the hash chain covers and a
+    # package carries; zstd-compressed where it pays (codec.py). The columns before it are
+    # its index, for queries; `verify` checks that they agree with it.
+    Column("record", LargeBinary, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
     # Optimistic concurrency: two writers cannot both append version n of one entity.
     UniqueConstraint("entity_id", "entity_version"),

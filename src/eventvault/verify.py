@@ -13,12 +13,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from eventvault import projection, store
+from sqlalchemy import select
+
+from eventvault import codec, projection, store
 from eventvault.errors import EventVaultError, IntegrityError
 from eventvault.events import GENESIS_HASH, chain_hash
 from eventvault.fold import StateFold
 from eventvault.package import open_chain
 from eventvault.registry import TYPE_NAMES
+from eventvault.tables import events
 from eventvault.vault import Vault
 
 MAX_REPORTED = 20
@@ -76,21 +79,39 @@ def _compare(report: Report, where: str, fold: StateFold, counts: dict[str, int]
                                f"{fold.digest()[:16]}")
 
 
+INDEX_COLUMNS = (
+    events.c.seq, events.c.entity_type, events.c.entity_id, events.c.entity_version,
+    events.c.event_type, events.c.schema_version, events.c.actor_id, events.c.reason,
+    events.c.recorded_at,
+)
+
+
 def verify_vault(vault: Vault, expect_head: str | None = None) -> Report:
     report = Report(checked=vault.where)
     fold = StateFold()
-    with vault.reading() as connection:
+    with vault.reading(consistent=True) as connection:
         previous, expected_seq = GENESIS_HASH, 1
-        for event in store.read_events(connection):
-            if event.seq != expected_seq:
+        rows = connection.execute(
+            select(*INDEX_COLUMNS, events.c.record, events.c.hash).order_by(events.c.seq),
+            execution_options={"yield_per": 5000},
+        )
+        for row in rows:
+            if row.seq != expected_seq:
                 report.findings.append(
-                    f"seq {expected_seq} is missing from the log (next stored is {event.seq})")
+                    f"seq {expected_seq} is missing from the log (next stored is {row.seq})")
                 break
-            previous = chain_hash(previous, event.record())
-            if previous != event.hash:
+            record = codec.from_stored(bytes(row.record))
+            previous = chain_hash(previous, record)
+            if previous != bytes(row.hash):
                 report.findings.append(
-                    f"hash chain broken at seq {event.seq}: the event does not match its hash "
+                    f"hash chain broken at seq {row.seq}: the event does not match its hash "
                     "(changed, removed or reordered)")
+                break
+            event = store.row_to_event((row.record, row.hash))
+            if tuple(row[:9]) != tuple(event[:9]):
+                report.findings.append(
+                    f"seq {row.seq}: the events table's columns do not match the event's "
+                    "record (changed behind the log's back)")
                 break
             try:
                 fold.apply(event)
@@ -98,6 +119,7 @@ def verify_vault(vault: Vault, expect_head: str | None = None) -> Report:
                 report.findings.append(str(error))
                 break
             expected_seq += 1
+        rows.close()
         report.events = expected_seq - 1
         head = store.read_head(connection)
         report.head_seq, report.head_hash = head.seq, head.hash.hex()
