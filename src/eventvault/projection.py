@@ -17,6 +17,7 @@ from sqlalchemy.sql import Select
 from eventvault.events import FieldValue
 from eventvault.fold import StateFold
 from eventvault.registry import ENTITY_TYPES, REGISTRY, TYPE_NAMES, EntityType
+from eventvault.store import stream_rows
 from eventvault.tables import projection
 
 LOAD_BATCH = 10_000
@@ -100,8 +101,10 @@ def read_entities(connection: Connection, type_name: str) -> Iterator[tuple[str,
     """(uuid, values in registry order) for every row of a type, sorted by UUID."""
     entity = REGISTRY[type_name]
     bool_positions = [i for i, f in enumerate(entity.fields) if f.kind == "bool"]
-    result = connection.execute(_entity_query(entity), execution_options={"yield_per": LOAD_BATCH})
-    for row in result:
+    # The query has no parameters: compiled once to plain SQL, its rows come straight from
+    # the driver (snapshot and replay read every entity to compute the state digest).
+    sql = str(_entity_query(entity).compile(dialect=connection.dialect))
+    for row in stream_rows(connection, sql):
         values = list(row[1:])
         for position in bool_positions:  # SQLite hands booleans back as 0/1
             values[position] = bool(values[position])

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from eventvault import codec, projection, schema, store
 from eventvault.digest import state_digest
@@ -27,7 +27,6 @@ from eventvault.package import (
     PackageWriter,
 )
 from eventvault.registry import TYPE_NAMES
-from eventvault.tables import events
 from eventvault.vault import Vault
 
 CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, verified point)
@@ -91,12 +90,11 @@ def _write_events(
     fold = StateFold() if stop < head_seq else None
     counts: Counter[str] = Counter({name: 0 for name in TYPE_NAMES})
     previous = GENESIS_HASH
-    query = (
-        select(events.c.seq, events.c.recorded_at, events.c.entity_type, events.c.event_type,
-               events.c.record, events.c.hash)
-        .where(events.c.seq <= stop).order_by(events.c.seq)
+    rows = store.stream_rows(
+        connection,
+        "SELECT seq, recorded_at, entity_type, event_type, record, hash FROM events "
+        "WHERE seq <= ? ORDER BY seq", (stop,),
     )
-    rows = connection.execute(query, execution_options={"yield_per": 10_000})
     expected = 1
     for seq, recorded_at, entity_type, event_type, stored, stored_hash in rows:
         record = codec.from_stored(bytes(stored))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 from sqlalchemy import Connection, Row, func, select
@@ -146,6 +148,31 @@ def row_to_event(row: Row[tuple[object, ...]] | tuple[object, ...]) -> Event:
     stored, digest = row
     item = msgpack.unpackb(codec.from_stored(bytes(stored)), raw=False)  # type: ignore[arg-type]
     return event_from_record(item, bytes(digest))  # type: ignore[arg-type]
+
+
+_STREAMS = itertools.count(1)
+
+
+def stream_rows(connection: Connection, sql: str, parameters: tuple[object, ...] = ()
+                ) -> Iterator[tuple[Any, ...]]:
+    """Rows of a plain SQL query straight from the driver, streamed in batches.
+
+    For the bulk readers (snapshot), where SQLAlchemy's per-row Result machinery cost as much
+    as the database itself. `?` in `sql` is the parameter marker on every engine. PostgreSQL
+    needs a named (server-side) cursor, or the driver would fetch the whole log at once.
+    """
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor(
+            name=f"eventvault_stream_{next(_STREAMS)}")
+        sql = sql.replace("?", "%s")
+    else:
+        cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        while batch := cursor.fetchmany(READ_BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def read_events(
