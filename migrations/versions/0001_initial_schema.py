@@ -27,9 +27,9 @@ def upgrade() -> None:
         sa.Column("retention_days", sa.Integer(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_configs")),
-        sa.UniqueConstraint("name", name=op.f("uq_backup_configs_name")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_backup_configs_uuid")),
     )
+    op.create_index(op.f("ix_backup_configs_name"), "backup_configs", ["name"], unique=True)
+    op.create_index(op.f("ix_backup_configs_uuid"), "backup_configs", ["uuid"], unique=True)
     op.create_table(
         "events",
         sa.Column(
@@ -50,15 +50,18 @@ def upgrade() -> None:
         sa.Column("record", sa.LargeBinary(), nullable=False),
         sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
-        sa.UniqueConstraint(
-            "entity_id", "entity_version", name=op.f("uq_events_entity_id_entity_version")
-        ),
-        sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
     )
     op.create_index(op.f("ix_events_actor_id_seq"), "events", ["actor_id", "seq"], unique=False)
     op.create_index(
+        op.f("ix_events_entity_id_entity_version"),
+        "events",
+        ["entity_id", "entity_version"],
+        unique=True,
+    )
+    op.create_index(
         op.f("ix_events_entity_type_seq"), "events", ["entity_type", "seq"], unique=False
     )
+    op.create_index(op.f("ix_events_event_id"), "events", ["event_id"], unique=True)
     op.create_index(op.f("ix_events_recorded_at"), "events", ["recorded_at"], unique=False)
     op.create_table(
         "placeholders",
@@ -69,9 +72,9 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_placeholders")),
-        sa.UniqueConstraint("key", name=op.f("uq_placeholders_key")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_placeholders_uuid")),
     )
+    op.create_index(op.f("ix_placeholders_key"), "placeholders", ["key"], unique=True)
+    op.create_index(op.f("ix_placeholders_uuid"), "placeholders", ["uuid"], unique=True)
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -82,9 +85,9 @@ def upgrade() -> None:
         sa.Column("role", sa.Text(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_users_uuid")),
     )
+    op.create_index(op.f("ix_users_username"), "users", ["username"], unique=True)
+    op.create_index(op.f("ix_users_uuid"), "users", ["uuid"], unique=True)
     op.create_table(
         "vault_meta",
         sa.Column("key", sa.String(length=64), nullable=False),
@@ -99,9 +102,9 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("transitions", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_states")),
-        sa.UniqueConstraint("name", name=op.f("uq_workflow_states_name")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_workflow_states_uuid")),
     )
+    op.create_index(op.f("ix_workflow_states_name"), "workflow_states", ["name"], unique=True)
+    op.create_index(op.f("ix_workflow_states_uuid"), "workflow_states", ["uuid"], unique=True)
     op.create_table(
         "backup_jobs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -116,9 +119,9 @@ def upgrade() -> None:
             name=op.f("fk_backup_jobs_config_id_backup_configs"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_jobs")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_backup_jobs_uuid")),
     )
     op.create_index(op.f("ix_backup_jobs_config_id"), "backup_jobs", ["config_id"], unique=False)
+    op.create_index(op.f("ix_backup_jobs_uuid"), "backup_jobs", ["uuid"], unique=True)
     op.create_table(
         "documents",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -135,10 +138,10 @@ def upgrade() -> None:
             ["reviewer_id"], ["users.id"], name=op.f("fk_documents_reviewer_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_documents_uuid")),
     )
     op.create_index(op.f("ix_documents_author_id"), "documents", ["author_id"], unique=False)
     op.create_index(op.f("ix_documents_reviewer_id"), "documents", ["reviewer_id"], unique=False)
+    op.create_index(op.f("ix_documents_uuid"), "documents", ["uuid"], unique=True)
     op.create_table(
         "restore_jobs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -157,7 +160,6 @@ def upgrade() -> None:
             ["requested_by_id"], ["users.id"], name=op.f("fk_restore_jobs_requested_by_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_restore_jobs")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_restore_jobs_uuid")),
     )
     op.create_index(
         op.f("ix_restore_jobs_backup_job_id"), "restore_jobs", ["backup_job_id"], unique=False
@@ -165,6 +167,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_restore_jobs_requested_by_id"), "restore_jobs", ["requested_by_id"], unique=False
     )
+    op.create_index(op.f("ix_restore_jobs_uuid"), "restore_jobs", ["uuid"], unique=True)
     op.create_table(
         "workflows",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -185,38 +188,52 @@ def upgrade() -> None:
             ["document_id"], ["documents.id"], name=op.f("fk_workflows_document_id_documents")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workflows")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_workflows_uuid")),
     )
     op.create_index(op.f("ix_workflows_assignee_id"), "workflows", ["assignee_id"], unique=False)
     op.create_index(
         op.f("ix_workflows_current_state_id"), "workflows", ["current_state_id"], unique=False
     )
     op.create_index(op.f("ix_workflows_document_id"), "workflows", ["document_id"], unique=False)
+    op.create_index(op.f("ix_workflows_uuid"), "workflows", ["uuid"], unique=True)
     _create_append_only_guard()
 
 
 def downgrade() -> None:
     _drop_append_only_guard()
+    op.drop_index(op.f("ix_workflows_uuid"), table_name="workflows")
     op.drop_index(op.f("ix_workflows_document_id"), table_name="workflows")
     op.drop_index(op.f("ix_workflows_current_state_id"), table_name="workflows")
     op.drop_index(op.f("ix_workflows_assignee_id"), table_name="workflows")
     op.drop_table("workflows")
+    op.drop_index(op.f("ix_restore_jobs_uuid"), table_name="restore_jobs")
     op.drop_index(op.f("ix_restore_jobs_requested_by_id"), table_name="restore_jobs")
     op.drop_index(op.f("ix_restore_jobs_backup_job_id"), table_name="restore_jobs")
     op.drop_table("restore_jobs")
+    op.drop_index(op.f("ix_documents_uuid"), table_name="documents")
     op.drop_index(op.f("ix_documents_reviewer_id"), table_name="documents")
     op.drop_index(op.f("ix_documents_author_id"), table_name="documents")
     op.drop_table("documents")
+    op.drop_index(op.f("ix_backup_jobs_uuid"), table_name="backup_jobs")
     op.drop_index(op.f("ix_backup_jobs_config_id"), table_name="backup_jobs")
     op.drop_table("backup_jobs")
+    op.drop_index(op.f("ix_workflow_states_uuid"), table_name="workflow_states")
+    op.drop_index(op.f("ix_workflow_states_name"), table_name="workflow_states")
     op.drop_table("workflow_states")
     op.drop_table("vault_meta")
+    op.drop_index(op.f("ix_users_uuid"), table_name="users")
+    op.drop_index(op.f("ix_users_username"), table_name="users")
     op.drop_table("users")
+    op.drop_index(op.f("ix_placeholders_uuid"), table_name="placeholders")
+    op.drop_index(op.f("ix_placeholders_key"), table_name="placeholders")
     op.drop_table("placeholders")
     op.drop_index(op.f("ix_events_recorded_at"), table_name="events")
+    op.drop_index(op.f("ix_events_event_id"), table_name="events")
     op.drop_index(op.f("ix_events_entity_type_seq"), table_name="events")
+    op.drop_index(op.f("ix_events_entity_id_entity_version"), table_name="events")
     op.drop_index(op.f("ix_events_actor_id_seq"), table_name="events")
     op.drop_table("events")
+    op.drop_index(op.f("ix_backup_configs_uuid"), table_name="backup_configs")
+    op.drop_index(op.f("ix_backup_configs_name"), table_name="backup_configs")
     op.drop_table("backup_configs")
 
 

@@ -128,31 +128,31 @@ def load_state(connection: Connection, state: StateFold) -> None:
     """Write a folded state into empty projection tables, resolving UUIDs to new IDs.
 
     Types go in registry order, so every referenced row exists before its referrers, and
-    each type's IDs are read back once into the identity map used by the next types.
+    each type's IDs are read back once into the identity map used by the next types. Rows
+    go through the driver's executemany as tuples: the bulk path of a replay.
     """
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    cursor = connection.connection.cursor()
     identity: dict[str, dict[str, int]] = {}
     by_type: dict[str, list[tuple[str, list[FieldValue]]]] = {name: [] for name in TYPE_NAMES}
     for type_name, entity_id, values in state.live():
         by_type[type_name].append((entity_id, values))
     for entity in ENTITY_TYPES:
-        table = projection[entity.name]
+        table = projection[entity.name].name
         plain = len(entity.fields)
-        names = [f.name for f in entity.fields]
-        columns = [r.column for r in entity.references]
         targets = [identity[r.target] for r in entity.references]
-        rows: list[dict[str, Any]] = []
-        for entity_id, values in by_type[entity.name]:
-            row: dict[str, Any] = dict(zip(names, values[:plain], strict=True))
-            for column, target, value in zip(columns, targets, values[plain:], strict=True):
-                row[column] = None if value is None else target[value]  # type: ignore[index]
-            row["uuid"] = entity_id
-            row["version"] = state.versions[entity_id]
-            rows.append(row)
-            if len(rows) >= LOAD_BATCH:
-                connection.execute(table.insert(), rows)
-                rows = []
-        if rows:
-            connection.execute(table.insert(), rows)
-        identity[entity.name] = {
-            row.uuid: row.id for row in connection.execute(select(table.c.uuid, table.c.id))
-        }
+        columns = ["uuid", "version", *(f.name for f in entity.fields),
+                   *(r.column for r in entity.references)]
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+               f"VALUES ({', '.join([marker] * len(columns))})")
+        rows = [
+            (entity_id, state.versions[entity_id], *values[:plain],
+             *(None if value is None else target[value]  # type: ignore[index]
+               for target, value in zip(targets, values[plain:], strict=True)))
+            for entity_id, values in by_type[entity.name]
+        ]
+        for start in range(0, len(rows), LOAD_BATCH):
+            cursor.executemany(sql, rows[start:start + LOAD_BATCH])
+        cursor.execute(f"SELECT uuid, id FROM {table}")
+        identity[entity.name] = dict(cursor.fetchall())
+    cursor.close()
