@@ -213,12 +213,12 @@ def _replay_into(
             fold.apply(entry[0])
             batch.append(entry)
             if len(batch) >= BATCH:
-                store.insert_events(connection, batch)
+                store.insert_events(connection, batch, bulk=True)
                 batch = []
                 if progress:
                     progress(fold.last_seq, stop)
     if batch:
-        store.insert_events(connection, batch)
+        store.insert_events(connection, batch, bulk=True)
     if fold.last_seq != stop:
         raise PackageError(f"the packages end at seq {fold.last_seq}, before seq {stop}")
     projection.load_state(connection, fold)
