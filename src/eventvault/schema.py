@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -23,7 +24,9 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest migration's revision (read from the scripts once per process)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "the migrations have no head revision"
     return head
