@@ -8,6 +8,7 @@ identity map and writes rows with `RowWriter`; replay writes a whole folded stat
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -145,14 +146,14 @@ def load_state(connection: Connection, state: StateFold) -> None:
                    *(r.column for r in entity.references)]
         sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
                f"VALUES ({', '.join([marker] * len(columns))})")
-        rows = [
+        rows = (
             (entity_id, state.versions[entity_id], *values[:plain],
              *(None if value is None else target[value]  # type: ignore[index]
                for target, value in zip(targets, values[plain:], strict=True)))
-            for entity_id, values in by_type[entity.name]
-        ]
-        for start in range(0, len(rows), LOAD_BATCH):
-            cursor.executemany(sql, rows[start:start + LOAD_BATCH])
+            for entity_id, values in by_type.pop(entity.name)
+        )
+        while batch := list(itertools.islice(rows, LOAD_BATCH)):
+            cursor.executemany(sql, batch)
         cursor.execute(f"SELECT uuid, id FROM {table}")
         identity[entity.name] = dict(cursor.fetchall())
     cursor.close()

@@ -88,7 +88,7 @@ class Vault:
             if sqlite_bulk:  # on the driver itself: a PRAGMA must not open a transaction
                 raw = connection.connection.driver_connection
                 raw.execute("PRAGMA journal_mode = DELETE")
-                raw.execute("PRAGMA cache_size = -262144")
+                raw.execute("PRAGMA cache_size = -65536")  # 64 MiB
             if write:
                 connection = connection.execution_options(**{engines.WRITE: True})
             if consistent and connection.dialect.name == "postgresql":
