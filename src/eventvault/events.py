@@ -108,19 +108,17 @@ def iter_records(data: bytes) -> Iterator[tuple[list[Any], bytes]]:
         start = end
 
 
+_RECORD_TYPES = (
+    (int, str, str, int, str, int, str, str, int, bytes),
+    (int, str, str, int, str, int, str, type(None), int, bytes),  # no reason given
+)
+
+
 def event_from_record(item: list[Any], event_hash: bytes) -> Event:
     """Build an Event from a decoded record; raises ValueError on a malformed one."""
-    if not isinstance(item, list) or len(item) != 10:
-        raise ValueError("record is not a 10-element array")
-    seq, etype, eid, version, kind, schema, actor, reason, at, payload = item
-    if not (
-        isinstance(seq, int) and isinstance(etype, str) and isinstance(eid, str)
-        and isinstance(version, int) and isinstance(kind, str) and isinstance(schema, int)
-        and isinstance(actor, str) and (reason is None or isinstance(reason, str))
-        and isinstance(at, int) and isinstance(payload, bytes)
-    ):
-        raise ValueError("record has a field of the wrong type")
-    return Event(seq, etype, eid, version, kind, schema, actor, reason, at, payload, event_hash)
+    if type(item) is not list or tuple(map(type, item)) not in _RECORD_TYPES:
+        raise ValueError("record is not a 10-element array of the right types")
+    return Event(*item, event_hash)
 
 
 # --- time -------------------------------------------------------------------------------

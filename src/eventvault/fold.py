@@ -27,17 +27,23 @@ from eventvault.events import (
 )
 from eventvault.registry import REGISTRY, TYPE_NAMES, EntityType
 
-# Per type: field name -> position in the registry-ordered value list.
-_POSITIONS = {t.name: {n: i for i, n in enumerate(t.field_names)} for t in REGISTRY.values()}
-_REFERENCES = {t.name: {r.name: r for r in t.references} for t in REGISTRY.values()}
-# Positions that may never be None: every plain field (NOT NULL columns), required references.
-_REQUIRED = {
-    t.name: [i for i, n in enumerate(t.field_names)
-             if t.field(n) is not None or (t.reference(n) and t.reference(n).required)]
+# Per type, per field: (position in the registry-ordered values, the Python type a plain
+# field's value must have, the type a reference must point at, whether it may be None).
+# One look-up per field of every event: this loop is most of a replay's Python time.
+_KIND = {"str": str, "int": int, "bool": bool}
+_SPECS: dict[str, dict[str, tuple[int, type | None, str | None, bool]]] = {
+    t.name: {
+        **{f.name: (i, _KIND[f.kind], None, False) for i, f in enumerate(t.fields)},
+        **{r.name: (len(t.fields) + i, None, r.target, not r.required)
+           for i, r in enumerate(t.references)},
+    }
     for t in REGISTRY.values()
 }
-_KINDS = {t.name: {f.name: {"str": str, "int": int, "bool": bool}[f.kind] for f in t.fields}
-          for t in REGISTRY.values()}
+# Positions that may never be None: every plain field (NOT NULL columns), required references.
+_REQUIRED = {
+    name: [position for position, _kind, _target, nullable in specs.values() if not nullable]
+    for name, specs in _SPECS.items()
+}
 _DEFAULTS = {
     t.name: [f.default for f in t.fields] + [None for _ in t.references] for t in REGISTRY.values()
 }
@@ -116,34 +122,32 @@ class StateFold:
         self, event: Event, entity: EntityType, values: list[FieldValue],
         changes: dict[str, FieldValue],
     ) -> None:
-        positions = _POSITIONS[entity.name]
-        references = _REFERENCES[entity.name]
-        kinds = _KINDS[entity.name]
+        specs = _SPECS[entity.name]
         for name, value in changes.items():
-            position = positions.get(name)
-            if position is None:
+            spec = specs.get(name)
+            if spec is None:
                 raise IntegrityError(f"seq {event.seq}: {entity.name} has no field {name!r}")
-            kind = kinds.get(name)
-            # bool is an int in Python: check it first so True never passes as a number.
-            if kind is not None and not (
-                type(value) is kind or (value is None and position not in _REQUIRED[entity.name])
-            ):
-                raise IntegrityError(
-                    f"seq {event.seq}: {entity.name} field {name!r} has a value of the wrong "
-                    f"type ({type(value).__name__})"
-                )
-            reference = references.get(name)
-            if reference is not None and value is not None:
-                target = self.entities.get(value) if isinstance(value, str) else None
-                if target is None or target[0] != reference.target:
+            position, kind, target_type, nullable = spec
+            if value is None:
+                if not nullable:
+                    raise IntegrityError(
+                        f"seq {event.seq}: {entity.name} field {name!r} cannot be empty")
+            elif target_type is not None:
+                target = self.entities.get(value) if type(value) is str else None
+                if target is None or target[0] != target_type:
                     raise DanglingReferenceError(
                         f"seq {event.seq}: {entity.name} {event.entity_id} field "
-                        f"{name!r} refers to {reference.target} {value}, which does not exist "
+                        f"{name!r} refers to {target_type} {value}, which does not exist "
                         "at that point"
                     )
                 # Thousands of documents name the same few users: one string object for
                 # each referenced UUID, not one per reference (measured: ~50 MB at 1M events).
-                value = sys.intern(value)
+                value = sys.intern(value)  # type: ignore[arg-type]
+            elif type(value) is not kind:  # `is`: True must not pass as an int
+                raise IntegrityError(
+                    f"seq {event.seq}: {entity.name} field {name!r} has a value of the wrong "
+                    f"type ({type(value).__name__})"
+                )
             values[position] = value
 
     def live(self) -> Iterator[tuple[str, str, list[FieldValue]]]:
