@@ -6,6 +6,7 @@ other character of the story's output must match what the README shows.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from datetime import UTC, datetime
@@ -63,11 +64,13 @@ def test_the_readme_story_runs_as_shown(tmp_path: Path, monkeypatch: pytest.Monk
         _code, output = run(command, {})
         assert mask(output) == mask(expected), command
 
-    # The audit session names a document of the README's own run: use one of ours, and
-    # compare the shape of each answer (the demo's titles land on other UUIDs each run).
+    # The audit session names a document of the README's own run by UUID: use ours with the
+    # same title (the demo's titles are the same every run, their UUIDs are not).
     readme_document = re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", audit[0][0]).group(0)
-    ours = next(line for line in run_cli("export").lines if '"type":"document"' in line)
-    document = re.search(r'"uuid":"([^"]+)"', ours).group(1)
+    title = re.search(r'^document \S+ "(.*)"$', audit[1][1], re.M).group(1)
+    ours = next(json.loads(line) for line in run_cli("export").lines
+                if f'"title":"{title}"' in line)
+    document = ours["uuid"]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     for command, expected in audit:
         moment = re.search(r"--at (\S+)", command)
