@@ -9,9 +9,11 @@ transaction back; a file the replay created is removed again.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +80,7 @@ def replay(
     if not dry_run or existed:
         safety = _check_target(target, replace, actor, dry_run, safety_path, command)
     try:
-        with target.connect(write=True, create=True, bulk=True) as connection:
+        with target.connect(write=True, create=True, bulk=True) as connection, _gc_paused():
             result = _replay_into(connection, readers, stop, actor, progress)
             result.safety_snapshot = safety
             result.seconds = time.monotonic() - started
@@ -93,6 +95,17 @@ def replay(
             target.close()
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cycle collector off during the bulk load: it found nothing to free there, yet
+    walked the millions of live objects again and again (measured: 3-5 s of 31 s at 1M)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _has_events(target: Vault) -> bool:
