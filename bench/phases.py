@@ -1,0 +1,67 @@
+"""The library's bulk operations, each timed once: snapshot, replay, verify of a package or vault.
+
+Each function runs in its own child process (see child.py) and returns plain JSON-able figures.
+Times are wall-clock seconds of the library call alone (imports and process start excluded),
+so a replay's figure includes everything the replay does: reading and checking the package,
+copying the log, building the projection, the final verification and the restore_job event.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from eventvault.replay import replay as replay_packages
+from eventvault.snapshot import snapshot as snapshot_vault
+from eventvault.vault import Vault
+from eventvault.verify import verify_packages
+from eventvault.verify import verify_vault as verify_vault_report
+
+Result = dict[str, Any]
+
+
+def snapshot(url: str, package: str) -> Result:
+    vault = Vault(url)
+    try:
+        started = time.perf_counter()
+        written = snapshot_vault(vault, package)
+        seconds = time.perf_counter() - started
+    finally:
+        vault.close()
+    events = written.footer.event_count
+    return {"seconds": seconds, "events": events, "bytes": written.bytes,
+            "frames": len(written.footer.frames), "head_hash": written.footer.head_hash.hex(),
+            "state_digest": written.footer.state_digest}
+
+
+def replay(url: str, package: str) -> Result:
+    vault = Vault(url)
+    try:
+        started = time.perf_counter()
+        result = replay_packages(vault, [package])
+        seconds = time.perf_counter() - started
+    finally:
+        vault.close()
+    return {"seconds": seconds, "events": result.events, "state_digest": result.state_digest,
+            "verified_against": result.verified_against, "counts": result.counts}
+
+
+def verify_package(package: str) -> Result:
+    started = time.perf_counter()
+    report = verify_packages([package])
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "events": report.events, "ok": report.ok,
+            "findings": report.findings[:5], "bytes": Path(package).stat().st_size}
+
+
+def verify_vault(url: str) -> Result:
+    vault = Vault(url)
+    try:
+        started = time.perf_counter()
+        report = verify_vault_report(vault)
+        seconds = time.perf_counter() - started
+    finally:
+        vault.close()
+    return {"seconds": seconds, "events": report.events, "ok": report.ok,
+            "findings": report.findings[:5]}
