@@ -17,180 +17,42 @@ import contextlib
 import hashlib
 import os
 import stat
-import struct
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import astuple, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import astuple
 from itertools import pairwise
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import msgpack
 import zstandard
 
 from eventvault.errors import PackageError, UsageError
-from eventvault.events import GENESIS_HASH, Event, chain_hash, event_from_record, iter_records
-
-FORMAT_VERSION = 1
-
-SKIPPABLE_MAGIC = 0x184D2A50
-HEADER_MAGIC, FOOTER_MAGIC, LOCATOR_MAGIC = (SKIPPABLE_MAGIC + n for n in range(3))
-HEADER_TAG, FOOTER_TAG, LOCATOR_TAG = b"EVPKGHDR", b"EVPKGFTR", b"EVPKGLOC"
-_FRAME_HEAD = struct.Struct("<II")  # skippable frame: magic, content length
-_SECTION_HEAD = struct.Struct("<8sI")  # metadata frame content: tag, format version
-_LOCATOR_BODY = struct.Struct("<QQ")  # footer offset, footer length
-_PREFIX = _FRAME_HEAD.size + _SECTION_HEAD.size  # 20 bytes, the same in every format version
-_SHA = 32
-LOCATOR_SIZE = _PREFIX + _LOCATOR_BODY.size + _SHA  # 68
-_NO_TIME = -(1 << 63)  # below any recorded_at, so the hot path compares ints only
-
-
-@dataclass(frozen=True, slots=True)
-class PackageHeader:
-    format_version: int
-    schema_revision: str
-    vault_id: str
-    base_seq: int  # 0 for a full package, else the head seq of the package it continues
-    base_hash: bytes  # chain hash before the first event
-    created_at: int  # µs since the epoch
-
-
-@dataclass(frozen=True, slots=True)
-class FrameInfo:
-    offset: int
-    length: int
-    first_seq: int
-    last_seq: int
-    first_time: int
-    last_time: int
-    count: int
-    checksum: bytes  # SHA-256 of the compressed frame
-    end_hash: bytes  # chain hash after the frame's last event
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    seq: int
-    recorded_at: int
-    chain_hash: bytes
-    counts: dict[str, int]
-    state_digest: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PackageFooter:
-    head_seq: int
-    head_hash: bytes
-    first_time: int | None
-    last_time: int | None
-    event_count: int
-    counts: dict[str, int]
-    state_digest: str
-    checkpoints: tuple[Checkpoint, ...]
-    frames: tuple[FrameInfo, ...]
-
-
-class _Corrupt(Exception):
-    """A reason a package is unusable; the reader prefixes it with the file name."""
-
-
-def _section(magic: int, tag: bytes, body: bytes) -> bytes:
-    content = _SECTION_HEAD.pack(tag, FORMAT_VERSION) + body
-    content += hashlib.sha256(content).digest()
-    return _FRAME_HEAD.pack(magic, len(content)) + content
-
-
-def _open_section(frame: bytes, magic: int, tag: bytes, what: str) -> bytes:
-    """Body of a metadata frame, after checking its framing, checksum and version."""
-    if len(frame) < _PREFIX + _SHA:
-        raise _Corrupt(f"{what} is truncated")
-    got_magic, size = _FRAME_HEAD.unpack_from(frame)
-    got_tag, version = _SECTION_HEAD.unpack_from(frame, _FRAME_HEAD.size)
-    if got_magic != magic or got_tag != tag or size != len(frame) - _FRAME_HEAD.size:
-        raise _Corrupt(f"{what} frame is damaged")
-    content = frame[_FRAME_HEAD.size : -_SHA]
-    if hashlib.sha256(content).digest() != frame[-_SHA:]:
-        raise _Corrupt(f"{what} checksum mismatch")
-    if version != FORMAT_VERSION:
-        raise _Corrupt(f"{what} has format version {version}, the header {FORMAT_VERSION}")
-    return content[_SECTION_HEAD.size :]
-
-
-# Header and footer bodies are msgpack arrays in dataclass field order (the header without
-# format_version, which sits in the fixed prefix). Every decoded value is type-checked, with
-# `type(v) is int` because msgpack booleans would pass isinstance(v, int).
-_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "int": lambda v: type(v) is int,
-    "int?": lambda v: v is None or type(v) is int,
-    "seq": lambda v: type(v) is int and v >= 0,
-    "str": lambda v: type(v) is str,
-    "str?": lambda v: v is None or type(v) is str,
-    "hash": lambda v: type(v) is bytes and len(v) == _SHA,
-    "counts": lambda v: type(v) is dict and all(
-        type(k) is str and type(n) is int and n >= 0 for k, n in v.items()),
-    "list": lambda v: type(v) is list,
-}
-_HEADER_TYPES = ("str", "str", "seq", "hash", "int")
-_FOOTER_TYPES = ("seq", "hash", "int?", "int?", "seq", "counts", "str", "list", "list")
-_CHECKPOINT_TYPES = ("seq", "int", "hash", "counts", "str?")
-_FRAME_TYPES = ("seq", "seq", "seq", "seq", "int", "int", "seq", "hash", "hash")
-
-
-def _typed(item: Any, types: tuple[str, ...], what: str) -> list[Any]:
-    if not (type(item) is list and len(item) == len(types)
-            and all(_CHECKS[kind](v) for kind, v in zip(types, item, strict=True))):
-        raise _Corrupt(f"{what} is malformed")
-    return item
-
-
-def _unpack(body: bytes, types: tuple[str, ...], what: str) -> list[Any]:
-    try:
-        return _typed(msgpack.unpackb(body, raw=False), types, what)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise _Corrupt(f"{what} is malformed ({exc})") from None
-
-
-def _decode_header(body: bytes) -> PackageHeader:
-    header = PackageHeader(FORMAT_VERSION, *_unpack(body, _HEADER_TYPES, "header"))
-    if header.base_seq == 0 and header.base_hash != GENESIS_HASH:
-        raise _Corrupt("header is malformed (a full package must start at the genesis hash)")
-    return header
-
-
-def _decode_footer(body: bytes) -> PackageFooter:
-    *head, checkpoints, frames = _unpack(body, _FOOTER_TYPES, "footer")
-    return PackageFooter(
-        *head, tuple(Checkpoint(*_typed(c, _CHECKPOINT_TYPES, "checkpoint")) for c in checkpoints),
-        tuple(FrameInfo(*_typed(f, _FRAME_TYPES, "frame index")) for f in frames))
-
-
-def _check_index(header: PackageHeader, footer: PackageFooter, start: int, end: int) -> None:
-    """The footer must describe exactly the bytes between header and footer, gaplessly."""
-    offset, seq, time, end_hash = start, header.base_seq, _NO_TIME, header.base_hash
-    for number, frame in enumerate(footer.frames, 1):
-        if frame.offset != offset or frame.length <= 0:
-            raise _Corrupt(f"frame index is inconsistent (frame {number} offset)")
-        if (frame.first_seq != seq + 1 or frame.count < 1
-                or frame.last_seq != seq + frame.count):
-            raise _Corrupt(f"frame index is inconsistent (frame {number} does not continue "
-                           f"seq {seq})")
-        if not time <= frame.first_time <= frame.last_time:
-            raise _Corrupt(f"frame index is inconsistent (frame {number} goes back in time)")
-        offset, seq, time = offset + frame.length, frame.last_seq, frame.last_time
-        end_hash = frame.end_hash
-    frames = footer.frames
-    if (offset != end or footer.head_seq != seq or footer.head_hash != end_hash
-            or footer.event_count != seq - header.base_seq
-            or footer.first_time != (frames[0].first_time if frames else None)
-            or footer.last_time != (frames[-1].last_time if frames else None)):
-        raise _Corrupt("footer does not match its frame index")
-    boundaries = {frame.last_seq: frame for frame in frames}
-    previous = header.base_seq
-    for point in footer.checkpoints:
-        frame = boundaries.get(point.seq)
-        if (frame is None or point.seq <= previous or point.chain_hash != frame.end_hash
-                or point.recorded_at != frame.last_time):
-            raise _Corrupt(f"checkpoint at seq {point.seq} does not match the frame index")
-        previous = point.seq
+from eventvault.events import Event, chain_hash, event_from_record, iter_records
+from eventvault.package_format import (
+    FOOTER_MAGIC,
+    FOOTER_TAG,
+    FORMAT_VERSION,
+    FRAME_HEAD,
+    HEADER_MAGIC,
+    HEADER_TAG,
+    LOCATOR_BODY,
+    LOCATOR_MAGIC,
+    LOCATOR_SIZE,
+    LOCATOR_TAG,
+    NO_TIME,
+    PREFIX,
+    SECTION_HEAD,
+    Checkpoint,
+    Corrupt,
+    FrameInfo,
+    PackageFooter,
+    PackageHeader,
+    check_index,
+    decode_footer,
+    decode_header,
+    open_section,
+    section,
+)
 
 
 class PackageWriter:
@@ -204,8 +66,8 @@ class PackageWriter:
                  frame_events: int = 4096, level: int = 3) -> None:
         header_body = msgpack.packb(astuple(header)[1:])
         try:  # refuse now what a reader would refuse later
-            _decode_header(header_body)
-        except _Corrupt as exc:
+            decode_header(header_body)
+        except Corrupt as exc:
             raise ValueError(f"{path}: {exc}") from None
         if frame_events < 1 or header.format_version != FORMAT_VERSION:
             raise ValueError(f"frame_events must be >= 1, format_version {FORMAT_VERSION}")
@@ -223,14 +85,14 @@ class PackageWriter:
         self._next_seq = header.base_seq + 1  # -1 once done, so add() fails its seq check
         self._done = False  # finished or aborted
         self._head_hash = header.base_hash
-        self._last_time = _NO_TIME
-        self._frame_first_time = _NO_TIME
+        self._last_time = NO_TIME
+        self._frame_first_time = NO_TIME
         self._offset = 0
         try:
             self._file = open(self._partial, "wb")  # noqa: SIM115 - lives until finish()
         except OSError as exc:
             raise PackageError(f"{self._partial}: cannot create ({exc.strerror})") from None
-        self._write(_section(HEADER_MAGIC, HEADER_TAG, header_body))
+        self._write(section(HEADER_MAGIC, HEADER_TAG, header_body))
         self._data_start = self._offset
 
     def __enter__(self) -> PackageWriter:
@@ -277,14 +139,14 @@ class PackageWriter:
             dict(counts), state_digest, tuple(self._checkpoints), frames)
         footer_body = msgpack.packb(astuple(footer))
         try:  # the writer's own output must pass the reader's checks (counts, digests, types)
-            _check_index(self.header, _decode_footer(footer_body), self._data_start, self._offset)
-        except _Corrupt as exc:
+            check_index(self.header, decode_footer(footer_body), self._data_start, self._offset)
+        except Corrupt as exc:
             self.abort()
             raise ValueError(f"{self.path}: {exc}") from None
-        footer_frame = _section(FOOTER_MAGIC, FOOTER_TAG, footer_body)
+        footer_frame = section(FOOTER_MAGIC, FOOTER_TAG, footer_body)
         self._write(footer_frame)
-        self._write(_section(LOCATOR_MAGIC, LOCATOR_TAG,
-                             _LOCATOR_BODY.pack(self._offset - len(footer_frame),
+        self._write(section(LOCATOR_MAGIC, LOCATOR_TAG,
+                             LOCATOR_BODY.pack(self._offset - len(footer_frame),
                                                 len(footer_frame))))
         try:
             # Data, then rename, then the directory: the real name never shows a half package.
@@ -354,58 +216,58 @@ class PackageReader:
         self._decompressor = zstandard.ZstdDecompressor()
         try:
             self.header, self.footer = self._load()
-        except _Corrupt as exc:
+        except Corrupt as exc:
             raise PackageError(f"{self.path}: {exc}") from None
 
     def _load(self) -> tuple[PackageHeader, PackageFooter]:
         try:
             mode = os.stat(self.path).st_mode
         except FileNotFoundError:
-            raise _Corrupt("no such file") from None
+            raise Corrupt("no such file") from None
         except OSError as exc:
-            raise _Corrupt(f"cannot read ({exc.strerror})") from None
+            raise Corrupt(f"cannot read ({exc.strerror})") from None
         if stat.S_ISDIR(mode):
-            raise _Corrupt("is a directory, not a package file")
+            raise Corrupt("is a directory, not a package file")
         if not stat.S_ISREG(mode):
-            raise _Corrupt("is not a regular file")
+            raise Corrupt("is not a regular file")
         try:
             with open(self.path, "rb") as file:
                 return self._read_metadata(file, os.fstat(file.fileno()).st_size)
         except OSError as exc:
-            raise _Corrupt(f"cannot read ({exc.strerror})") from None
+            raise Corrupt(f"cannot read ({exc.strerror})") from None
 
     def _read_metadata(self, file: BinaryIO, size: int) -> tuple[PackageHeader, PackageFooter]:
-        start = file.read(_PREFIX)
-        if len(start) < _PREFIX:
-            raise _Corrupt("not an EventVault package (too short)")
-        magic, header_size = _FRAME_HEAD.unpack_from(start)
-        tag, version = _SECTION_HEAD.unpack_from(start, _FRAME_HEAD.size)
+        start = file.read(PREFIX)
+        if len(start) < PREFIX:
+            raise Corrupt("not an EventVault package (too short)")
+        magic, header_size = FRAME_HEAD.unpack_from(start)
+        tag, version = SECTION_HEAD.unpack_from(start, FRAME_HEAD.size)
         if magic != HEADER_MAGIC or tag != HEADER_TAG:
-            raise _Corrupt("not an EventVault package (no package header at the start)")
+            raise Corrupt("not an EventVault package (no package header at the start)")
         if version > FORMAT_VERSION:  # before anything else: a newer layout may differ below
-            raise _Corrupt(f"unsupported format version {version} "
+            raise Corrupt(f"unsupported format version {version} "
                            "(newer than this eventvault supports: upgrade eventvault)")
         if version != FORMAT_VERSION:
-            raise _Corrupt(f"unsupported format version {version} (this reads {FORMAT_VERSION})")
-        header_end = _FRAME_HEAD.size + header_size
+            raise Corrupt(f"unsupported format version {version} (this reads {FORMAT_VERSION})")
+        header_end = FRAME_HEAD.size + header_size
         file.seek(max(size - LOCATOR_SIZE, 0))
         locator = file.read(LOCATOR_SIZE)
-        if size < header_end + LOCATOR_SIZE or locator[:_PREFIX] != _FRAME_HEAD.pack(
-                LOCATOR_MAGIC, LOCATOR_SIZE - _FRAME_HEAD.size) + _SECTION_HEAD.pack(
+        if size < header_end + LOCATOR_SIZE or locator[:PREFIX] != FRAME_HEAD.pack(
+                LOCATOR_MAGIC, LOCATOR_SIZE - FRAME_HEAD.size) + SECTION_HEAD.pack(
                 LOCATOR_TAG, FORMAT_VERSION):
-            raise _Corrupt("truncated: no package end locator at the end of the file "
+            raise Corrupt("truncated: no package end locator at the end of the file "
                            "(cut short, or still being written)")
-        footer_at, footer_length = _LOCATOR_BODY.unpack(
-            _open_section(locator, LOCATOR_MAGIC, LOCATOR_TAG, "locator"))
+        footer_at, footer_length = LOCATOR_BODY.unpack(
+            open_section(locator, LOCATOR_MAGIC, LOCATOR_TAG, "locator"))
         if footer_at < header_end or footer_at + footer_length != size - LOCATOR_SIZE:
-            raise _Corrupt("locator does not point at a footer")
+            raise Corrupt("locator does not point at a footer")
         file.seek(footer_at)
-        footer = _decode_footer(_open_section(
+        footer = decode_footer(open_section(
             file.read(footer_length), FOOTER_MAGIC, FOOTER_TAG, "footer"))
         file.seek(0)
-        header = _decode_header(_open_section(
+        header = decode_header(open_section(
             file.read(header_end), HEADER_MAGIC, HEADER_TAG, "header"))
-        _check_index(header, footer, header_end, footer_at)
+        check_index(header, footer, header_end, footer_at)
         return header, footer
 
     def frames(self) -> Iterator[tuple[FrameInfo, bytes]]:
@@ -469,13 +331,13 @@ class PackageReader:
                 event = event_from_record(item, previous)
                 seq += 1
                 if event.seq != seq:
-                    raise _Corrupt(f"seq {event.seq} found where seq {seq} is due")
+                    raise Corrupt(f"seq {event.seq} found where seq {seq} is due")
                 if event.recorded_at < time:
-                    raise _Corrupt(f"recorded_at goes back in time at seq {seq}")
+                    raise Corrupt(f"recorded_at goes back in time at seq {seq}")
                 time = event.recorded_at
                 consumed += len(record)
                 batch.append((event, record))
-        except _Corrupt as exc:
+        except Corrupt as exc:
             raise PackageError(f"{where}: {exc}") from None
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise PackageError(f"{where}: malformed record after seq {seq} ({exc})") from None
@@ -499,7 +361,7 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> list[PackageReader]:
     if first.header.base_seq != 0:
         raise PackageError(f"{first.path} is an incremental package (continues seq "
                            f"{first.header.base_seq}); give its base package first")
-    last_time = _NO_TIME if first.footer.last_time is None else first.footer.last_time
+    last_time = NO_TIME if first.footer.last_time is None else first.footer.last_time
     for before, after in pairwise(readers):
         base_seq, head_seq = after.header.base_seq, before.footer.head_seq
         if base_seq != head_seq:
