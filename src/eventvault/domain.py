@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from eventvault import permissions, projection
+from eventvault import permissions
 from eventvault.errors import ConcurrencyError, UsageError, ValidationError
 from eventvault.events import (
     ACCESS_DENIED,
@@ -24,6 +24,7 @@ from eventvault.events import (
     UPDATED,
     FieldValue,
 )
+from eventvault.identity import IdentityMap
 from eventvault.registry import (
     DOCUMENT_STATUSES,
     REGISTRY,
@@ -53,9 +54,7 @@ class Actor:
 class Commands:
     """Domain commands inside one write transaction.
 
-    Rows it reads or writes are kept in an identity map (UUID -> row, natural key -> UUID,
-    ID -> UUID): the transaction holds the write lock, so nothing else can change them, and
-    a batch of commands touching the same users and states reads each of them once.
+    Rows it reads or writes go through the transaction's identity map (identity.py).
     """
 
     def __init__(
@@ -66,10 +65,8 @@ class Commands:
         self.actor = actor
         self.reason = reason
         self.recorded = 0
-        self.rows = projection.RowWriter(connection)
-        self._by_uuid: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._by_key: dict[tuple[str, str], str] = {}
-        self._by_id: dict[tuple[str, int], str] = {}
+        self.identity = IdentityMap(connection)
+        self.rows = self.identity.rows
 
     def flush(self) -> None:
         """Write pending events; the transaction's owner calls it before committing."""
@@ -88,49 +85,19 @@ class Commands:
             text = key
         if _is_uuid(text):
             canonical = text if CANONICAL_UUID.match(text) else str(uuid.UUID(text))
-            row = self._cached(type_name, canonical, "uuid")
+            row = self.identity.get(type_name, canonical, "uuid")
         elif entity.natural_key is not None:
-            entity_id = self._by_key.get((type_name, text))
-            row = (self._cached(type_name, entity_id, "uuid") if entity_id
-                   else self._cached(type_name, text, entity.natural_key))
+            entity_id = self.identity.uuid_for_key(type_name, text)
+            row = (self.identity.get(type_name, entity_id, "uuid") if entity_id
+                   else self.identity.get(type_name, text, entity.natural_key))
         else:
             raise UsageError(f"{ref!r} is not a {type_name} reference: give its UUID")
         if row is None:
             raise UsageError(f"no {type_name} {ref!r}")
         return row
 
-    def _cached(self, type_name: str, value: object, column: str) -> dict[str, Any] | None:
-        if column == "uuid":
-            found = self._by_uuid.get(str(value))
-            if found is not None:
-                return found[1] if found[0] == type_name else None
-        row = self.rows.select(type_name, column, value)
-        if row is not None:
-            self._remember(type_name, row)
-        return row
-
-    def _remember(self, type_name: str, row: dict[str, Any]) -> None:
-        self._by_uuid[row["uuid"]] = (type_name, row)
-        self._by_id[(type_name, row["id"])] = row["uuid"]
-        key = REGISTRY[type_name].natural_key
-        if key is not None:
-            self._by_key[(type_name, str(row[key]))] = row["uuid"]
-
-    def _forget(self, type_name: str, row: dict[str, Any]) -> None:
-        self._by_uuid.pop(row["uuid"], None)
-        self._by_id.pop((type_name, row["id"]), None)
-        key = REGISTRY[type_name].natural_key
-        if key is not None:
-            self._by_key.pop((type_name, str(row[key])), None)
-
     def uuid_of(self, type_name: str, row_id: int | None) -> str | None:
-        if row_id is None:
-            return None
-        entity_id = self._by_id.get((type_name, row_id))
-        if entity_id is None:
-            row = self._cached(type_name, row_id, "id")
-            entity_id = None if row is None else row["uuid"]
-        return entity_id
+        return self.identity.uuid_of(type_name, row_id)
 
     # --- recording -----------------------------------------------------------------------
 
@@ -158,17 +125,17 @@ class Commands:
             for reference in entity.references:  # every column, so the cached row is whole
                 row.setdefault(reference.column, None)
             row["id"] = self.rows.insert(entity.name, row)
-            self._remember(entity.name, row)
+            self.identity.remember(entity.name, row)
         else:
             row = self.find(entity_id, entity.name)
             if event_type == DELETED:
                 self.rows.delete(entity.name, row["id"])
-                self._forget(entity.name, row)
+                self.identity.forget(entity.name, row)
             else:
-                self._forget(entity.name, row)
+                self.identity.forget(entity.name, row)
                 self.rows.update(entity.name, row["id"], columns)
                 row.update(columns)
-                self._remember(entity.name, row)
+                self.identity.remember(entity.name, row)
         self.recorded += 1
         return entity_id
 
@@ -243,7 +210,7 @@ class Commands:
             # A reference must name a live entity of the right type.
             if reference is not None and value is not None and (
                 not isinstance(value, str) or not _is_uuid(value)
-                or self._cached(reference.target, value, "uuid") is None
+                or self.identity.get(reference.target, value, "uuid") is None
             ):
                 raise ValidationError(
                     f"{entity.name} {name} refers to {reference.target} {value}, which "
@@ -251,9 +218,9 @@ class Commands:
                 )
         key = entity.natural_key
         if key is not None and key in values:
-            clash = self._by_key.get((entity.name, str(values[key])))
+            clash = self.identity.uuid_for_key(entity.name, str(values[key]))
             if clash is None:
-                found = self._cached(entity.name, values[key], key)
+                found = self.identity.get(entity.name, values[key], key)
                 clash = None if found is None else found["uuid"]
             if clash is not None and (row is None or clash != row["uuid"]):
                 raise ValidationError(f"{entity.name} {values[key]!r} exists already")
@@ -381,7 +348,7 @@ class Commands:
         for type_name, key, declarations in SYSTEM_ENTITIES:
             for fields in declarations:
                 entity_id = system_uuid(type_name, str(fields[key]))
-                if self._cached(type_name, entity_id, "uuid") is None:
+                if self.identity.get(type_name, entity_id, "uuid") is None:
                     self.create(type_name, fields, entity_id)
                     created += 1
         return created

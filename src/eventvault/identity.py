@@ -1,0 +1,61 @@
+"""The identity map of one write transaction: UUID -> row, natural key -> UUID, ID -> UUID.
+
+The transaction holds the write lock, so nothing else can change the rows it has read; a
+batch of commands touching the same users and states reads each of them once. Rows come
+from, and go to, the projection through a `RowWriter`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from eventvault.projection import RowWriter
+from eventvault.registry import REGISTRY
+
+
+class IdentityMap:
+    def __init__(self, connection: Connection) -> None:
+        self.rows = RowWriter(connection)
+        self._by_uuid: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._by_id: dict[tuple[str, int], str] = {}
+
+    def get(self, type_name: str, value: object, column: str) -> dict[str, Any] | None:
+        """The row of `type_name` whose `column` is `value`, from memory or the table."""
+        if column == "uuid":
+            found = self._by_uuid.get(str(value))
+            if found is not None:
+                return found[1] if found[0] == type_name else None
+        row = self.rows.select(type_name, column, value)
+        if row is not None:
+            self.remember(type_name, row)
+        return row
+
+    def uuid_for_key(self, type_name: str, key: str) -> str | None:
+        """The UUID of the entity with this natural key, if this map has seen it."""
+        return self._by_key.get((type_name, key))
+
+    def uuid_of(self, type_name: str, row_id: int | None) -> str | None:
+        if row_id is None:
+            return None
+        entity_id = self._by_id.get((type_name, row_id))
+        if entity_id is None:
+            row = self.get(type_name, row_id, "id")
+            entity_id = None if row is None else row["uuid"]
+        return entity_id
+
+    def remember(self, type_name: str, row: dict[str, Any]) -> None:
+        self._by_uuid[row["uuid"]] = (type_name, row)
+        self._by_id[(type_name, row["id"])] = row["uuid"]
+        key = REGISTRY[type_name].natural_key
+        if key is not None:
+            self._by_key[(type_name, str(row[key]))] = row["uuid"]
+
+    def forget(self, type_name: str, row: dict[str, Any]) -> None:
+        self._by_uuid.pop(row["uuid"], None)
+        self._by_id.pop((type_name, row["id"]), None)
+        key = REGISTRY[type_name].natural_key
+        if key is not None:
+            self._by_key.pop((type_name, str(row[key])), None)
