@@ -12,21 +12,21 @@ from __future__ import annotations
 import zstandard
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-COMPRESS_FROM = 512  # bytes; below this zstd never won on measured payloads
+COMPRESS_FROM = 512  # bytes; below this zstd never won on measured records
 
 _compressor = zstandard.ZstdCompressor(level=3)
 _decompressor = zstandard.ZstdDecompressor()
 
 
-def to_stored(payload: bytes) -> bytes:
-    if len(payload) < COMPRESS_FROM:
-        return payload
-    compressed = _compressor.compress(payload)
-    return compressed if len(compressed) < len(payload) else payload
+def to_stored(record: bytes) -> bytes:
+    if len(record) < COMPRESS_FROM:
+        return record
+    compressed = _compressor.compress(record)
+    return compressed if len(compressed) < len(record) else record
 
 
 def from_stored(stored: bytes) -> bytes:
     if stored[:4] == ZSTD_MAGIC:
-        # One payload is always exactly one frame written with its content size.
+        # One record is always exactly one frame written with its content size.
         return _decompressor.decompress(stored)
     return stored

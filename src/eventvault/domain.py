@@ -64,7 +64,6 @@ class Commands:
         self.appender = appender
         self.actor = actor
         self.reason = reason
-        self.recorded = 0
         self.identity = IdentityMap(connection)
         self.rows = self.identity.rows
 
@@ -136,7 +135,6 @@ class Commands:
                 self.rows.update(entity.name, row["id"], columns)
                 row.update(columns)
                 self.identity.remember(entity.name, row)
-        self.recorded += 1
         return entity_id
 
     def _require(self, action: str, command: str) -> None:

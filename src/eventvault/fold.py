@@ -164,10 +164,3 @@ class StateFold:
                 self._digest += new
         self._changed.clear()
         return f"{self._digest % MODULUS:064x}"
-
-    def fields_of(self, entity_id: str) -> dict[str, FieldValue] | None:
-        found = self.entities.get(entity_id)
-        if found is None:
-            return None
-        type_name, values = found
-        return dict(zip(REGISTRY[type_name].field_names, values, strict=True))

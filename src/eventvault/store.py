@@ -241,14 +241,3 @@ def seq_at_time(connection: Connection, moment: int) -> int:
 def entity_events(connection: Connection, entity_id: str) -> list[Event]:
     query = select(*EVENT_COLUMNS).where(events.c.entity_id == entity_id).order_by(events.c.seq)
     return [row_to_event(row) for row in connection.execute(query)]
-
-
-def entity_version(connection: Connection, entity_id: str) -> int:
-    """The entity's latest version in the log, 0 if it has no events."""
-    row = connection.execute(
-        select(events.c.entity_version)
-        .where(events.c.entity_id == entity_id)
-        .order_by(events.c.entity_version.desc())
-        .limit(1)
-    ).first()
-    return 0 if row is None else int(row[0])

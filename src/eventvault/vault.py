@@ -244,8 +244,9 @@ class Vault:
             if at is not None:
                 found = store.seq_at_time(connection, at)
                 at_seq = found if at_seq is None else min(at_seq, found)
-            if at_seq is not None and not 0 < at_seq <= store.read_head(connection).seq:
-                raise UsageError(f"seq {at_seq} is not in the log (1 to its head)")
+            head_seq = store.read_head(connection).seq
+            if at_seq is not None and not 0 < at_seq <= head_seq:
+                raise UsageError(f"seq {at_seq} is outside the log (1 to {head_seq})")
             if at_seq is None:
                 state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(connection)
             else:
