@@ -25,7 +25,7 @@ from eventvault.events import (
     FieldValue,
     unpack_payload,
 )
-from eventvault.registry import REGISTRY, TYPE_NAMES, EntityType
+from eventvault.registry import REGISTRY, TYPE_NAMES
 
 # Per type, per field: (position in the registry-ordered values, the Python type a plain
 # field's value must have, the type a reference must point at, whether it may be None).
@@ -44,6 +44,7 @@ _REQUIRED = {
     name: [position for position, _kind, _target, nullable in specs.values() if not nullable]
     for name, specs in _SPECS.items()
 }
+_CHANGES = frozenset((UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED))
 _DEFAULTS = {
     t.name: [f.default for f in t.fields] + [None for _ in t.references] for t in REGISTRY.values()
 }
@@ -68,84 +69,82 @@ class StateFold:
         self.last_seq = 0
 
     def apply(self, event: Event) -> None:
-        entity = REGISTRY.get(event.entity_type)
-        if entity is None:
-            raise IntegrityError(f"seq {event.seq}: unknown entity type {event.entity_type!r}")
-        if event.schema_version != SCHEMA_VERSION:
+        # Unpacked once: a NamedTuple's attribute access costs more than the fold's checks.
+        seq, type_name, entity_id, version, kind, schema_version, _a, _r, _t, payload, _h = event
+        specs = _SPECS.get(type_name)
+        if specs is None:
+            raise IntegrityError(f"seq {seq}: unknown entity type {type_name!r}")
+        if schema_version != SCHEMA_VERSION:
             raise IntegrityError(
-                f"seq {event.seq}: schema version {event.schema_version} is not known to this "
+                f"seq {seq}: schema version {schema_version} is not known to this "
                 f"eventvault (it reads version {SCHEMA_VERSION}); upgrade eventvault"
             )
-        kind = event.event_type
-        current = self.entities.get(event.entity_id)
         if kind == CREATED:
-            if event.entity_id in self.versions:
-                raise IntegrityError(
-                    f"seq {event.seq}: {entity.name} {event.entity_id} is created twice"
-                )
-            values = list(_DEFAULTS[entity.name])
-            self._set(event, entity, values, unpack_payload(event.payload))
-            missing = [entity.field_names[i] for i in _REQUIRED[entity.name] if values[i] is None]
+            if entity_id in self.versions:
+                raise IntegrityError(f"seq {seq}: {type_name} {entity_id} is created twice")
+            values = list(_DEFAULTS[type_name])
+            self._set(seq, type_name, entity_id, specs, values, unpack_payload(payload))
+            missing = [REGISTRY[type_name].field_names[i]
+                       for i in _REQUIRED[type_name] if values[i] is None]
             if missing:
                 raise IntegrityError(
-                    f"seq {event.seq}: {entity.name} {event.entity_id} is created without "
+                    f"seq {seq}: {type_name} {entity_id} is created without "
                     f"{', '.join(missing)}"
                 )
-            self.entities[event.entity_id] = (entity.name, values)
-            self._changed.add(event.entity_id)
-            self.counts[entity.name] += 1
-        elif kind in (UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED):
-            if current is None or current[0] != entity.name:
+            self.entities[entity_id] = (type_name, values)
+            self._changed.add(entity_id)
+            self.counts[type_name] += 1
+        elif kind in _CHANGES:
+            current = self.entities.get(entity_id)
+            if current is None or current[0] != type_name:
                 raise DanglingReferenceError(
-                    f"seq {event.seq}: {kind} event for {entity.name} {event.entity_id}, "
+                    f"seq {seq}: {kind} event for {type_name} {entity_id}, "
                     "which does not exist at that point"
                 )
             if kind == DELETED:
-                del self.entities[event.entity_id]
-                self._changed.add(event.entity_id)
-                self.counts[entity.name] -= 1
+                del self.entities[entity_id]
+                self._changed.add(entity_id)
+                self.counts[type_name] -= 1
             elif kind != ACCESS_DENIED:
-                self._set(event, entity, current[1], unpack_payload(event.payload))
-                self._changed.add(event.entity_id)
+                self._set(seq, type_name, entity_id, specs, current[1], unpack_payload(payload))
+                self._changed.add(entity_id)
         else:
-            raise IntegrityError(f"seq {event.seq}: unknown event type {kind!r}")
-        expected = self.versions.get(event.entity_id, 0) + 1
-        if event.entity_version != expected:
+            raise IntegrityError(f"seq {seq}: unknown event type {kind!r}")
+        expected = self.versions.get(entity_id, 0) + 1
+        if version != expected:
             raise IntegrityError(
-                f"seq {event.seq}: {entity.name} {event.entity_id} has version "
-                f"{event.entity_version}, expected {expected}"
+                f"seq {seq}: {type_name} {entity_id} has version {version}, expected {expected}"
             )
-        self.versions[event.entity_id] = expected
-        self.last_seq = event.seq
+        self.versions[entity_id] = expected
+        self.last_seq = seq
 
     def _set(
-        self, event: Event, entity: EntityType, values: list[FieldValue],
-        changes: dict[str, FieldValue],
+        self, seq: int, type_name: str, entity_id: str,
+        specs: dict[str, tuple[int, type | None, str | None, bool]],
+        values: list[FieldValue], changes: dict[str, FieldValue],
     ) -> None:
-        specs = _SPECS[entity.name]
         for name, value in changes.items():
             spec = specs.get(name)
             if spec is None:
-                raise IntegrityError(f"seq {event.seq}: {entity.name} has no field {name!r}")
+                raise IntegrityError(f"seq {seq}: {type_name} has no field {name!r}")
             position, kind, target_type, nullable = spec
             if value is None:
                 if not nullable:
                     raise IntegrityError(
-                        f"seq {event.seq}: {entity.name} field {name!r} cannot be empty")
+                        f"seq {seq}: {type_name} field {name!r} cannot be empty")
             elif target_type is not None:
                 target = self.entities.get(value) if type(value) is str else None
                 if target is None or target[0] != target_type:
                     raise DanglingReferenceError(
-                        f"seq {event.seq}: {entity.name} {event.entity_id} field "
-                        f"{name!r} refers to {target_type} {value}, which does not exist "
-                        "at that point"
+                        f"seq {seq}: {type_name} {entity_id} field {name!r} refers to "
+                        f"{target_type} {value}, which does not exist at that point"
                     )
                 # Thousands of documents name the same few users: one string object for
                 # each referenced UUID, not one per reference (measured: ~50 MB at 1M events).
                 value = sys.intern(value)  # type: ignore[arg-type]
             elif type(value) is not kind:  # `is`: True must not pass as an int
                 raise IntegrityError(
-                    f"seq {event.seq}: {entity.name} field {name!r} has a value of the wrong "
+                    f"seq {seq}: {type_name} field {name!r} has a value of the wrong "
                     f"type ({type(value).__name__})"
                 )
             values[position] = value
