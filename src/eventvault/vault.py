@@ -248,7 +248,8 @@ class Vault:
             if at_seq is not None and not 0 < at_seq <= head_seq:
                 raise UsageError(f"seq {at_seq} is outside the log (1 to {head_seq})")
             if at_seq is None:
-                state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(connection)
+                state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(
+                    connection, by_uuid=True)
             else:
                 fold = StateFold()
                 for event in store.read_events(connection, until_seq=at_seq):

@@ -13,14 +13,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from eventvault import codec, projection, store
 from eventvault.errors import EventVaultError, IntegrityError
 from eventvault.events import GENESIS_HASH, chain_hash
 from eventvault.fold import StateFold
 from eventvault.package import open_chain
-from eventvault.registry import TYPE_NAMES
 from eventvault.tables import events
 from eventvault.vault import Vault
 
@@ -133,20 +132,8 @@ def verify_vault(vault: Vault, expect_head: str | None = None) -> Report:
     return report
 
 
-def _compare_projection(connection: object, fold: StateFold, report: Report) -> None:
-    differences: list[str] = []
-    seen: set[str] = set()
-    for type_name in TYPE_NAMES:
-        for entity_id, values in projection.read_entities(connection, type_name):  # type: ignore[arg-type]
-            seen.add(entity_id)
-            expected = fold.entities.get(entity_id)
-            if expected is None:
-                differences.append(f"{type_name} {entity_id} is in the tables but not in the log")
-            elif expected[0] != type_name or list(expected[1]) != values:
-                differences.append(f"{type_name} {entity_id} differs from the log")
-    for entity_id, (type_name, _values) in fold.entities.items():
-        if entity_id not in seen:
-            differences.append(f"{type_name} {entity_id} is in the log but not in the tables")
+def _compare_projection(connection: Connection, fold: StateFold, report: Report) -> None:
+    differences = projection.differences(connection, fold)
     for difference in differences[:MAX_REPORTED]:
         report.findings.append(f"projection: {difference}")
     if len(differences) > MAX_REPORTED:
