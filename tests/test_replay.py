@@ -21,6 +21,7 @@ import msgpack
 import pytest
 from sqlalchemy import create_engine, text
 
+from eventvault import replay as replay_module
 from eventvault.errors import EventVaultError
 from eventvault.events import (
     GENESIS_HASH,
@@ -69,7 +70,17 @@ def references(db: str) -> set[tuple[str, str, str]]:
     return {tuple(row) for row in documents} | {tuple(row) for row in workflows}
 
 
-def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path) -> None:
+@pytest.fixture(params=["fold in-process", "fold in a helper process"])
+def fold_where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Either way a replay folds: the helper process is normally only started for large
+    replays, so small test packages go through it only when told to."""
+    if request.param == "fold in a helper process":
+        monkeypatch.setattr(replay_module, "HELPER_FROM_EVENTS", 1)
+    return str(request.param)
+
+
+def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path,
+                                     fold_where: str) -> None:
     db = db_url
     assert cli("init", db=db).code == 0
     # Make the source's integer IDs differ from what a fresh database hands out: users that
@@ -115,7 +126,8 @@ def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path) -> None:
     assert cli("verify", str(safety)).code == 0
 
 
-def test_across_engines_exports_stay_identical(cli, make_db, tmp_path: Path) -> None:
+def test_across_engines_exports_stay_identical(cli, make_db, tmp_path: Path,
+                                               fold_where: str) -> None:
     source, middle, last = make_db("sqlite"), make_db("postgresql"), make_db("sqlite")
     assert cli("init", db=source).code == 0 and cli("demo", db=source).code == 0
     first = tmp_path / "first.evpkg"
@@ -227,7 +239,8 @@ DOC = "22222222-2222-4222-8222-222222222222"
      "seq 2: schema version 9 is not known"),
 ])
 def test_a_bad_event_refuses_the_whole_package(db_url: str, cli, tmp_path: Path,
-                                               bad_event: tuple, message: str) -> None:
+                                               bad_event: tuple, message: str,
+                                               fold_where: str) -> None:
     package = tmp_path / "bad.evpkg"
     user = ("user", USER, 1, "created", {"username": "u", "role": "admin", "active": True,
                                          "email": ""})
@@ -270,7 +283,7 @@ def test_every_flipped_byte_is_caught_by_verify(small_package: Path, cli,
 
 
 def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
-    small_package: Path, cli, make_db, tmp_path: Path
+    small_package: Path, cli, make_db, tmp_path: Path, fold_where: str
 ) -> None:
     good = small_package.read_bytes()
     damaged = tmp_path / "damaged.evpkg"
@@ -293,6 +306,26 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
     assert directory.code == 1 and "directory" in directory.err
 
 
+def test_a_package_swapped_while_it_is_replayed_is_caught(
+        cli, make_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold_where: str) -> None:
+    # Two vaults with logs of the same length and different events: the copy of the log
+    # reads one package while the fold, as if the file had been replaced under it, reads
+    # the other. Each is sound on its own; together they must not make a vault.
+    packages = []
+    for name in ("one", "other"):
+        source = make_db("sqlite")
+        assert cli("init", db=source).code == 0 and cli("demo", db=source).code == 0
+        packages.append(tmp_path / f"{name}.evpkg")
+        assert cli("snapshot", "-o", str(packages[-1]), db=source).code == 0
+    pending = replay_module.PendingFold
+    monkeypatch.setattr(replay_module, "PendingFold", lambda _paths, stop, helper:
+                        pending([str(packages[1])], stop, helper=helper))
+    target = tmp_path / "target.db"
+    result = cli("replay", str(packages[0]), db=f"sqlite:///{target}")
+    assert result.code == 1 and "changed while being replayed" in result.err
+    assert not target.exists()
+
+
 def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: Path) -> None:
     package = tmp_path / "big.evpkg"
     write_package(package, many_events(2_000, 120_000))
@@ -300,7 +333,9 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
     assert cli("init", db=target).code == 0
     assert cli("user", "add", "only-here", "--as", "admin", db=target).code == 0
     before = export_lines(cli, target, without_restore_jobs=False)
-    environment = {**os.environ, "EVENTVAULT_DB": target}
+    temporary = tmp_path / "tmp"  # where the replay's fold helper keeps its answer
+    temporary.mkdir()
+    environment = {**os.environ, "EVENTVAULT_DB": target, "TMPDIR": str(temporary)}
     # Without --safety-snapshot each attempt writes its own, named by the time, in cwd.
     command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace"]
     rng = random.Random(11)
@@ -318,6 +353,11 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
         else:
             pytest.fail(f"replay ended before the kill: {process.stderr.read().decode()}")
     assert killed_mid_way == 6
+    # The fold helpers of the killed replays notice, stop and leave no answer file behind.
+    deadline = time.monotonic() + 10
+    while any(temporary.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(temporary.iterdir())
     # And the package itself was sound all along: uninterrupted, the replay succeeds.
     assert subprocess.run(command, env=environment, cwd=tmp_path).returncode == 0
     assert counts(cli, target)["document"] == 120_000

@@ -24,6 +24,7 @@ from sqlalchemy.schema import CreateIndex
 
 from eventvault import engine as engines
 from eventvault import projection, schema, store
+from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
 from eventvault.errors import (
     IntegrityError,
@@ -32,8 +33,12 @@ from eventvault.errors import (
     ValidationError,
 )
 from eventvault.events import us_to_iso
-from eventvault.fold import StateFold
 from eventvault.package import PackageReader, open_chain
+from eventvault.parallel_fold import (
+    HELPER_FROM_EVENTS,
+    FoldedState,
+    PendingFold,
+)
 from eventvault.snapshot import snapshot
 from eventvault.tables import events, vault_meta
 from eventvault.tables import projection as tables
@@ -219,31 +224,26 @@ def _replay_into(
     table_indexes = [index for table in tables.values() for index in table.indexes]
     for index in (*log_indexes, *table_indexes):
         index.drop(connection)
-    fold = StateFold()
-    batch: list[tuple[store.Event, bytes]] = []
-    for reader in readers:
-        if reader.header.base_seq >= stop:
-            break
-        for entry in reader.entries(stop_seq=stop if stop <= reader.footer.head_seq else None):
-            fold.apply(entry[0])
-            batch.append(entry)
-            if len(batch) >= BATCH:
-                store.insert_events(connection, batch, bulk=True)
-                batch = []
-                if progress:
-                    progress(fold.last_seq, stop)
-    if batch:
-        store.insert_events(connection, batch, bulk=True)
-    if fold.last_seq != stop:
-        raise PackageError(f"the packages end at seq {fold.last_seq}, before seq {stop}")
-    with _building(connection, log_indexes):
-        digest = fold.digest()
-        rows = projection.projection_rows(fold)
-    projection.load_rows(connection, rows)
-    del rows
+    # The fold runs beside the copy of the log, in a helper process when that pays.
+    fold = PendingFold([reader.path for reader in readers], stop,
+                       helper=stop - header.base_seq >= HELPER_FROM_EVENTS)
+    try:
+        last_seq, last_hash = _copy_log(connection, readers, stop, progress)
+        fold.wait()  # its memory is given back before the index sort takes its own
+        with _building(connection, log_indexes):
+            folded = fold.result()
+    except BaseException:
+        fold.cancel()
+        raise
+    if last_seq != stop:
+        raise PackageError(f"the packages end at seq {last_seq}, before seq {stop}")
+    if (folded.last_seq, folded.last_hash) != (last_seq, last_hash):
+        raise PackageError("the packages changed while being replayed (the events folded are "
+                           "not the events copied); replay them again")
+    projection.load_rows(connection, folded.rows)
     for index in table_indexes:
         index.create(connection)
-    verified_against = _verify(connection, readers, fold, digest, stop)
+    verified_against = _verify(connection, readers, folded, stop)
     head = store.read_head(connection)
     requester = _actor(connection, actor)
     commands = Commands(connection, store.Appender(connection), requester, "restore")
@@ -252,7 +252,7 @@ def _replay_into(
     commands.flush()
     return ReplayResult(
         events=stop - readers[0].header.base_seq, head_seq=stop, head_hash=head.hash.hex(),
-        state_digest=digest, counts=dict(fold.counts), verified_against=verified_against,
+        state_digest=folded.digest, counts=folded.counts, verified_against=verified_against,
         seconds=0.0, dry_run=False, restore_job=job,
     )
 
@@ -286,23 +286,48 @@ def _building(connection: Connection, indexes: list[Index]) -> Iterator[None]:
         raise IntegrityError(f"building the log's indexes failed: {failure}")
 
 
-def _verify(connection: Connection, readers: list[PackageReader], fold: StateFold,
-            digest: str, stop: int) -> str:
-    """The target's own tables, read back as any reader would, must hold exactly the folded
-    state, and the fold (`digest`) must reach the state the package recorded at `stop`."""
-    differences = projection.differences(connection, fold)
-    if differences:
-        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
+              progress: Progress | None) -> tuple[int, bytes]:
+    """Insert the packages' events up to `stop` as they are (each frame verified first);
+    returns the seq and chain hash of the last one."""
+    last_seq, last_hash = readers[0].header.base_seq, readers[0].header.base_hash
+    batch: list[tuple[store.Event, bytes]] = []
+    for reader in readers:
+        if reader.header.base_seq >= stop:
+            break
+        for entry in reader.entries(stop_seq=stop if stop <= reader.footer.head_seq else None):
+            batch.append(entry)
+            if len(batch) >= BATCH:
+                store.insert_events(connection, batch, bulk=True)
+                last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
+                batch = []
+                if progress:
+                    progress(last_seq, stop)
+    if batch:
+        store.insert_events(connection, batch, bulk=True)
+        last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
+    return last_seq, last_hash
+
+
+def _verify(connection: Connection, readers: list[PackageReader], folded: FoldedState,
+            stop: int) -> str:
+    """The target's own tables, read back as any reader would, must hold the folded state,
+    and that must be the state the package recorded at `stop` (if it recorded one there)."""
+    table_counts = projection.counts(connection)
+    table_digest = state_digest(projection.read_state(connection))
+    if table_counts != folded.counts or table_digest != folded.digest:
         raise IntegrityError(
-            f"the restored tables do not match the replayed events: {differences[0]}{more}")
+            f"the restored tables do not match the replayed events (tables: {table_counts}, "
+            f"digest {table_digest[:16]}; events: {folded.counts}, {folded.digest[:16]})"
+        )
     expected = _expected_at(readers, stop)
     if expected is None:
         return "a digest folded during the replay"
-    where, counts, expected_digest = expected
-    if counts != dict(fold.counts) or digest != expected_digest:
+    where, counts, digest = expected
+    if counts != folded.counts or digest != folded.digest:
         raise IntegrityError(
-            f"replayed state at seq {stop} does not match {where}: counts {dict(fold.counts)} "
-            f"vs {counts}, digest {digest[:16]} vs {expected_digest[:16]}"
+            f"replayed state at seq {stop} does not match {where}: counts {folded.counts} "
+            f"vs {counts}, digest {folded.digest[:16]} vs {digest[:16]}"
         )
     return where
 
