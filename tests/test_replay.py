@@ -21,6 +21,7 @@ import msgpack
 import pytest
 from sqlalchemy import create_engine, text
 
+from eventvault import parallel_fold
 from eventvault import replay as replay_module
 from eventvault.errors import EventVaultError
 from eventvault.events import (
@@ -323,6 +324,21 @@ def test_a_package_swapped_while_it_is_replayed_is_caught(
     target = tmp_path / "target.db"
     result = cli("replay", str(packages[0]), db=f"sqlite:///{target}")
     assert result.code == 1 and "changed while being replayed" in result.err
+    assert not target.exists()
+
+
+def test_a_helper_that_dies_fails_the_replay_in_one_line(
+        demo_db: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "p.evpkg"
+    assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
+    monkeypatch.setattr(replay_module, "HELPER_FROM_EVENTS", 1)
+    # The helper is started as `python -m <module>`: a module that does not exist kills it.
+    monkeypatch.setattr(parallel_fold, "__name__", "eventvault.no_such_module")
+    target = tmp_path / "target.db"
+    result = cli("replay", str(package), db=f"sqlite:///{target}")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    assert "the fold's helper process failed (exit code 1)" in result.err
+    assert "No module named eventvault.no_such_module" in result.err
     assert not target.exists()
 
 

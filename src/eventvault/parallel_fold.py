@@ -81,15 +81,17 @@ class PendingFold:
             return
         handle, self._answer = tempfile.mkstemp(prefix="eventvault-fold-", suffix=".pickle")
         os.close(handle)
+        # Its stderr is kept, not shown: a crash of the helper becomes one line of ours.
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__,
              json.dumps([list(map(str, paths)), stop, self._answer])],
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._errors = b""
 
     def wait(self) -> None:
         """Wait for the helper, if any, to finish (and so to give its memory back)."""
-        if self._process is not None:
-            self._process.wait()
+        if self._process is not None and self._process.returncode is None:
+            self._errors = self._process.communicate()[1]
 
     def result(self) -> FoldedState:
         if self._folded is None:
@@ -101,25 +103,25 @@ class PendingFold:
         if self._process is not None:
             if self._process.poll() is None:
                 self._process.kill()
-                self._process.wait()
+            self.wait()
             Path(self._answer).unlink(missing_ok=True)
 
     def _receive(self) -> FoldedState:
         assert self._process is not None
+        self.wait()
         try:
-            code = self._process.wait()
             with open(self._answer, "rb") as answer:
                 found = pickle.load(answer)
         except Exception:
-            raise IntegrityError(
-                f"the fold's helper process ended without an answer (exit code "
-                f"{self._process.returncode})") from None
+            found = None
         finally:
             Path(self._answer).unlink(missing_ok=True)
         if isinstance(found, EventVaultError):
             raise found
-        if code != 0 or not isinstance(found, FoldedState):
-            raise IntegrityError(f"the fold's helper process failed (exit code {code})")
+        if self._process.returncode != 0 or not isinstance(found, FoldedState):
+            last = (self._errors.decode(errors="replace").strip().splitlines() or ["no output"])
+            raise IntegrityError(f"the fold's helper process failed (exit code "
+                                 f"{self._process.returncode}): {last[-1]}")
         return found
 
 
