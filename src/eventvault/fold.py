@@ -44,6 +44,7 @@ _REQUIRED = {
     name: [position for position, _kind, _target, nullable in specs.values() if not nullable]
     for name, specs in _SPECS.items()
 }
+SHARED_UP_TO = 16  # characters: plain string values this short are interned
 _CHANGES = frozenset((UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED))
 _DEFAULTS = {
     t.name: [f.default for f in t.fields] + [None for _ in t.references] for t in REGISTRY.values()
@@ -147,6 +148,9 @@ class StateFold:
                     f"seq {seq}: {type_name} field {name!r} has a value of the wrong "
                     f"type ({type(value).__name__})"
                 )
+            elif kind is str and len(value) <= SHARED_UP_TO:  # type: ignore[arg-type]
+                # Short values repeat (statuses, roles): one object each, not one per entity.
+                value = sys.intern(value)  # type: ignore[arg-type]
             values[position] = value
 
     def live(self) -> Iterator[tuple[str, str, list[FieldValue]]]:

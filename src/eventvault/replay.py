@@ -13,14 +13,12 @@ import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Index, inspect
-from sqlalchemy.schema import CreateIndex
+from sqlalchemy import Connection, inspect
 
 from eventvault import engine as engines
 from eventvault import projection, schema, store
@@ -229,9 +227,9 @@ def _replay_into(
                        helper=stop - header.base_seq >= HELPER_FROM_EVENTS)
     try:
         last_seq, last_hash = _copy_log(connection, readers, stop, progress)
-        fold.wait()  # its memory is given back before the index sort takes its own
-        with _building(connection, log_indexes):
-            folded = fold.result()
+        for index in log_indexes:  # the helper's last seconds overlap this sort
+            index.create(connection)
+        folded = fold.result()  # read once the helper is gone: never in memory twice
     except BaseException:
         fold.cancel()
         raise
@@ -255,35 +253,6 @@ def _replay_into(
         state_digest=folded.digest, counts=folded.counts, verified_against=verified_against,
         seconds=0.0, dry_run=False, restore_job=job,
     )
-
-
-@contextmanager
-def _building(connection: Connection, indexes: list[Index]) -> Iterator[None]:
-    """Build `indexes` on a second thread while the caller works in Python.
-
-    The database releases the GIL while it sorts an index, so the Python work in the block
-    runs on the other core (measured: the log's indexes take seconds at 1M events). The
-    block must not touch the connection; it is the same transaction, so all-or-nothing holds.
-    """
-    statements = [str(CreateIndex(index).compile(dialect=connection.dialect))
-                  for index in indexes]
-    cursor = connection.connection.cursor()
-
-    def build() -> None:
-        for statement in statements:
-            cursor.execute(statement)
-
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            building = pool.submit(build)
-            try:
-                yield
-            finally:
-                failure = building.exception()  # waits for the build, whatever happened here
-    finally:
-        cursor.close()
-    if failure is not None:
-        raise IntegrityError(f"building the log's indexes failed: {failure}")
 
 
 def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
