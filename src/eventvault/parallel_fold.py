@@ -80,10 +80,14 @@ class PendingFold:
             return
         handle, self._answer = tempfile.mkstemp(prefix="eventvault-fold-", suffix=".pickle")
         os.close(handle)
+        # The helper must run this very eventvault, wherever it was imported from.
+        here = str(Path(__file__).resolve().parents[1])
+        search = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
         # Its stderr is kept, not shown: a crash of the helper becomes one line of ours.
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__,
              json.dumps([list(map(str, paths)), stop, self._answer])],
+            env={**os.environ, "PYTHONPATH": search},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._errors = b""
 
