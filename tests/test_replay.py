@@ -342,6 +342,17 @@ def test_a_helper_that_dies_fails_the_replay_in_one_line(
     assert not target.exists()
 
 
+def helpers_folding(package: Path) -> list[str]:
+    """Fold helper processes (`python -m eventvault.parallel_fold ...`) working on `package`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            words = cmdline.read_bytes().decode(errors="replace").split("\0")
+            if "eventvault.parallel_fold" in words and str(package) in " ".join(words):
+                found.append(cmdline.parent.name)
+    return found
+
+
 def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: Path) -> None:
     package = tmp_path / "big.evpkg"
     write_package(package, many_events(2_000, 120_000))
@@ -369,10 +380,11 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
         else:
             pytest.fail(f"replay ended before the kill: {process.stderr.read().decode()}")
     assert killed_mid_way == 6
-    # The fold helpers of the killed replays notice, stop and leave no answer file behind.
+    # The fold helpers of the killed replays notice, stop and leave no file behind.
     deadline = time.monotonic() + 10
-    while any(temporary.iterdir()) and time.monotonic() < deadline:
+    while helpers_folding(package) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert not helpers_folding(package)
     assert not any(temporary.iterdir())
     # And the package itself was sound all along: uninterrupted, the replay succeeds.
     assert subprocess.run(command, env=environment, cwd=tmp_path).returncode == 0

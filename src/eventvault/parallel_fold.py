@@ -66,7 +66,7 @@ class PendingFold:
 
     The helper is a fresh interpreter running this module (`python -m`), not a
     multiprocessing child: that would re-import the caller's main script, which a library
-    must not ask of the programs that use it. It answers with one pickle in a private
+    must not ask of the programs that use it. It answers with one pickle in a nameless
     temporary file, read only after the helper has exited, so that the answer is never in
     both processes at once (measured at 1M events: 657 MB summed when it came through a
     pipe while the helper still held its state; 473 MB this way).
@@ -78,16 +78,17 @@ class PendingFold:
         if not helper:
             self._folded = fold_packages(paths, stop)
             return
-        handle, self._answer = tempfile.mkstemp(prefix="eventvault-fold-", suffix=".pickle")
-        os.close(handle)
+        # The answer file has no name (unlinked at once, shared by descriptor): nothing is
+        # left behind however either process ends.
+        self._answer = tempfile.TemporaryFile()  # noqa: SIM115 - closed in result()/cancel()
         # The helper must run this very eventvault, wherever it was imported from.
         here = str(Path(__file__).resolve().parents[1])
         search = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
         # Its stderr is kept, not shown: a crash of the helper becomes one line of ours.
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__,
-             json.dumps([list(map(str, paths)), stop, self._answer])],
-            env={**os.environ, "PYTHONPATH": search},
+             json.dumps([list(map(str, paths)), stop, self._answer.fileno()])],
+            env={**os.environ, "PYTHONPATH": search}, pass_fds=(self._answer.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._errors = b""
 
@@ -107,18 +108,18 @@ class PendingFold:
             if self._process.poll() is None:
                 self._process.kill()
             self.wait()
-            Path(self._answer).unlink(missing_ok=True)
+            self._answer.close()
 
     def _receive(self) -> FoldedState:
         assert self._process is not None
         self.wait()
         try:
-            with open(self._answer, "rb") as answer:
-                found = pickle.load(answer)
+            self._answer.seek(0)
+            found = pickle.load(self._answer)
         except Exception:
             found = None
         finally:
-            Path(self._answer).unlink(missing_ok=True)
+            self._answer.close()
         if isinstance(found, EventVaultError):
             raise found
         if self._process.returncode != 0 or not isinstance(found, FoldedState):
@@ -133,22 +134,20 @@ def _serve(arguments: str) -> None:
     # Ctrl-C reaches the whole process group: the replay decides, and stops this helper.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # as in the replay: millions of objects kept, no cycles to collect
-    paths, stop, answer_path = json.loads(arguments)
-    threading.Thread(target=_exit_with, args=(os.getppid(), answer_path), daemon=True).start()
+    paths, stop, answer_fd = json.loads(arguments)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     try:
         answer: FoldedState | EventVaultError = fold_packages(paths, stop)
     except EventVaultError as error:  # a finding about the packages: the replay reports it
         answer = error
-    with open(answer_path, "wb") as answer_file:
+    with os.fdopen(answer_fd, "wb") as answer_file:
         pickle.dump(answer, answer_file, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _exit_with(parent: int, answer_path: str) -> None:
-    """A killed replay cannot stop its helper: the helper stops itself when it is orphaned,
-    and takes its answer file with it."""
+def _exit_with(parent: int) -> None:
+    """A killed replay cannot stop its helper: the helper stops itself when orphaned."""
     while os.getppid() == parent:
         time.sleep(0.2)
-    Path(answer_path).unlink(missing_ok=True)
     os._exit(1)
 
 
