@@ -1,10 +1,12 @@
 """`eventvault replay`: rebuild a vault from packages, all or nothing, and prove it complete.
 
 One transaction on the target: reset the schema, copy every event (same seq, same hash) while
-folding it (which checks every reference at that point in time), write the folded state into
-the projection with the target's own IDs, then recompute counts and digest from the target's
-tables and compare them with the package's (between its checkpoints: with the fold's). Any
-failure rolls the whole transaction back; a file the replay created is removed again.
+the events are folded beside it (in a helper process for large replays, `parallel_fold.py`; the
+fold checks every reference at that point in time), write the folded state into the
+projection with the target's own IDs, then recompute counts and digest from the target's
+tables and compare them with the fold's, and the fold's with the package's (at its head or a
+checkpoint). Any failure rolls the whole transaction back; a file the replay created is
+removed again.
 """
 
 from __future__ import annotations
