@@ -88,13 +88,8 @@ def _load(target: str, schema: tuple[list[str], list[str]], event_columns: list[
           state: dict[str, list[tuple[object, ...]]]) -> Result:
     """One timed load into a fresh `target`: (DDL before the rows, DDL after them)."""
     before, after = schema
-    os.sync()  # the previous load's pages reach the disk before this one is timed
-    writing = sqlite3.connect(target, isolation_level=None)
+    writing = _fresh(target, BULK_PRAGMAS, before)
     try:
-        for pragma in BULK_PRAGMAS:
-            writing.execute(pragma)
-        for statement in before:
-            writing.execute(statement)
         started = time.perf_counter()
         writing.execute("BEGIN IMMEDIATE")
         writing.executemany(_insert("events", event_columns), events)
@@ -108,8 +103,7 @@ def _load(target: str, schema: tuple[list[str], list[str]], event_columns: list[
         finished = time.perf_counter()
     finally:
         writing.close()
-    for leftover in (Path(target), Path(f"{target}-wal"), Path(f"{target}-shm")):
-        leftover.unlink(missing_ok=True)
+        _remove(target)
     return {"seconds": finished - started, "events_seconds": events_done - started,
             "state_seconds": state_done - events_done, "index_seconds": finished - state_done}
 
@@ -117,14 +111,9 @@ def _load(target: str, schema: tuple[list[str], list[str]], event_columns: list[
 def _append(target: str, schema: list[str], event_columns: list[str],
             events: list[tuple[object, ...]], batch: int) -> float:
     """The events alone, `batch` a transaction, into the vault's schema (indexes kept up)."""
-    os.sync()
-    writing = sqlite3.connect(target, isolation_level=None)
+    writing = _fresh(target, PRAGMAS, schema)
     insert = _insert("events", event_columns)
     try:
-        for pragma in PRAGMAS:
-            writing.execute(pragma)
-        for statement in schema:
-            writing.execute(statement)
         started = time.perf_counter()
         for start in range(0, len(events), batch):
             writing.execute("BEGIN IMMEDIATE")
@@ -133,9 +122,23 @@ def _append(target: str, schema: list[str], event_columns: list[str],
         seconds = time.perf_counter() - started
     finally:
         writing.close()
+        _remove(target)
+    return seconds
+
+
+def _fresh(target: str, pragmas: tuple[str, ...], statements: list[str]) -> sqlite3.Connection:
+    """A new database file with `pragmas` set and `statements` run (not timed), after the
+    previous load's pages have reached the disk."""
+    os.sync()
+    writing = sqlite3.connect(target, isolation_level=None)
+    for statement in (*pragmas, *statements):
+        writing.execute(statement)
+    return writing
+
+
+def _remove(target: str) -> None:
     for leftover in (Path(target), Path(f"{target}-wal"), Path(f"{target}-shm")):
         leftover.unlink(missing_ok=True)
-    return seconds
 
 
 _UNIQUE = re.compile(r",\s*CONSTRAINT (\w+) UNIQUE \(([^)]*)\)")

@@ -121,6 +121,11 @@ def event_from_record(item: list[Any], event_hash: bytes) -> Event:
     return Event(*item, event_hash)
 
 
+def decode_record(record: bytes, event_hash: bytes) -> Event:
+    """The Event a canonical record encodes; raises ValueError on a malformed one."""
+    return event_from_record(msgpack.unpackb(record, raw=False), event_hash)
+
+
 # --- time -------------------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

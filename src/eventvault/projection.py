@@ -137,9 +137,9 @@ def projection_rows(state: StateFold) -> ProjectionRows:
     """Every live entity of a folded state as a row for empty projection tables.
 
     Each type's rows get the IDs 1..n in order, so a reference is resolved to its target's
-    new ID without asking the database: a replay prepares every row in Python while the
-    database builds the log's indexes on its own thread. Rows are built column by column
-    (a list per column, zipped into tuples) so that the loops run in C.
+    new ID without asking the database: a replay's fold helper prepares every row in its own
+    process (parallel_fold.py). Rows are built column by column (a list per column, zipped
+    into tuples) so that the loops run in C.
     """
     # Two flat lists per type, not a list of pairs: at 1M events the pairs alone were ~20 MB
     # at the replay's peak of memory.

@@ -17,7 +17,14 @@ from sqlalchemy import Connection
 from eventvault import codec, projection, schema, store
 from eventvault.digest import state_digest
 from eventvault.errors import IntegrityError, UsageError
-from eventvault.events import CREATED, DELETED, GENESIS_HASH, chain_hash, now_us
+from eventvault.events import (
+    CREATED,
+    DELETED,
+    GENESIS_HASH,
+    chain_hash,
+    decode_record,
+    now_us,
+)
 from eventvault.fold import StateFold
 from eventvault.package import (
     FORMAT_VERSION,
@@ -110,7 +117,7 @@ def _write_events(
         elif event_type == DELETED:
             counts[entity_type] -= 1
         if fold is not None:
-            fold.apply(store.row_to_event((record, previous)))
+            fold.apply(decode_record(record, previous))
         if seq <= base_seq:
             if seq == base_seq and previous != base_hash:
                 raise IntegrityError(

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy import exc as sa_exc
 
@@ -19,8 +18,8 @@ from eventvault.events import (
     Event,
     FieldValue,
     chain_hash,
+    decode_record,
     encode_record,
-    event_from_record,
     event_id,
     now_us,
     pack_payload,
@@ -158,8 +157,7 @@ EVENT_COLUMNS = (events.c.record, events.c.hash)
 def row_to_event(row: Row[tuple[object, ...]] | tuple[object, ...]) -> Event:
     """An Event from a row of EVENT_COLUMNS."""
     stored, digest = row
-    item = msgpack.unpackb(codec.from_stored(bytes(stored)), raw=False)  # type: ignore[arg-type]
-    return event_from_record(item, bytes(digest))  # type: ignore[arg-type]
+    return decode_record(codec.from_stored(bytes(stored)), bytes(digest))  # type: ignore[arg-type]
 
 
 _STREAMS = itertools.count(1)

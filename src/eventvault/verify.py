@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 
 from eventvault import codec, projection, store
 from eventvault.errors import EventVaultError, IntegrityError
-from eventvault.events import GENESIS_HASH, chain_hash
+from eventvault.events import GENESIS_HASH, chain_hash, decode_record
 from eventvault.fold import StateFold
 from eventvault.package import open_chain
 from eventvault.tables import events
@@ -106,7 +106,7 @@ def verify_vault(vault: Vault, expect_head: str | None = None) -> Report:
                     f"hash chain broken at seq {row.seq}: the event does not match its hash "
                     "(changed, removed or reordered)")
                 break
-            event = store.row_to_event((row.record, row.hash))
+            event = decode_record(record, previous)
             if tuple(row[:9]) != tuple(event[:9]):
                 report.findings.append(
                     f"seq {row.seq}: the events table's columns do not match the event's "
