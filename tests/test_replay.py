@@ -7,6 +7,7 @@ every entity with every reference pointing at the same entity as before.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import random
@@ -22,7 +23,6 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from eventvault import parallel_fold
-from eventvault import replay as replay_module
 from eventvault.errors import EventVaultError
 from eventvault.events import (
     GENESIS_HASH,
@@ -36,6 +36,9 @@ from eventvault.fold import StateFold
 from eventvault.package import PackageHeader, PackageWriter
 from eventvault.snapshot import snapshot
 from eventvault.vault import Vault
+
+# The module, not the function `eventvault.replay` that the package exports under its name.
+replay_module = importlib.import_module("eventvault.replay")
 
 
 def export_lines(cli, db: str, *, without_restore_jobs: bool = True) -> list[str]:

@@ -50,6 +50,8 @@ Progress = Callable[[int, int], None]  # (events applied, events expected)
 
 @dataclass
 class ReplayResult:
+    """What a replay restored (or, with dry_run, would have) and what it was checked against."""
+
     events: int
     head_seq: int
     head_hash: str

@@ -41,6 +41,8 @@ CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, v
 
 @dataclass(frozen=True)
 class SnapshotResult:
+    """The package written: its file, its footer (head seq and hash, digest, counts), base."""
+
     path: Path
     footer: PackageFooter
     base_seq: int

@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Status:
+    """What `Vault.status` reports."""
+
     vault_id: str
     head_seq: int
     head_hash: str
@@ -46,6 +48,9 @@ class Status:
 
 
 class Vault:
+    """A vault on one database (`url`: sqlite:///path.db or postgresql://...; None is
+    EVENTVAULT_DB or ./eventvault.db). Use it as a context manager, or `close()` it."""
+
     def __init__(self, url: str | None = None) -> None:
         self.url = engines.resolve_url(url)
         self.engine: Engine = engines.create(self.url)
@@ -55,6 +60,7 @@ class Vault:
         return self.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
+        """Release the vault's database connections."""
         self.engine.dispose()
 
     def __enter__(self) -> Vault:
@@ -222,6 +228,7 @@ class Vault:
         ).scalar_one())
 
     def status(self) -> Status:
+        """The head of the chain, the state digest and the entity counts per type."""
         with self.reading() as connection:
             head = store.read_head(connection)
             return Status(

@@ -43,6 +43,7 @@ class Report:
 
 
 def verify_packages(paths: Sequence[str | os.PathLike[str]]) -> Report:
+    """Read a full package and its increments end to end; what is wrong goes in the Report."""
     report = Report(checked=", ".join(str(p) for p in paths))
     try:
         readers = open_chain(paths)
@@ -86,6 +87,7 @@ INDEX_COLUMNS = (
 
 
 def verify_vault(vault: Vault, expect_head: str | None = None) -> Report:
+    """Recompute the vault's chain and compare its projection with its folded log."""
     report = Report(checked=vault.where)
     fold = StateFold()
     with vault.reading(consistent=True) as connection:
