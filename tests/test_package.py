@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import random
@@ -10,7 +11,6 @@ import re
 import shutil
 import struct
 import subprocess
-import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
@@ -260,13 +260,11 @@ def refused(path: Path) -> bool:
 def test_every_flipped_byte_is_refused(small: tuple[Path, list[Event]]) -> None:
     path, _ = small
     original = path.read_bytes()
-    started = time.perf_counter()
     for position in range(len(original)):
         damaged = bytearray(original)
         damaged[position] ^= 0xFF
         path.write_bytes(damaged)
         assert refused(path), f"flipped byte {position} of {len(original)} went unnoticed"
-    assert time.perf_counter() - started < 5
 
 
 def test_every_truncation_is_refused(small: tuple[Path, list[Event]]) -> None:
@@ -576,13 +574,15 @@ def test_mutated_packages_read_fully_or_raise_package_error(
 def test_writer_writes_partial_then_renames(tmp_path: Path) -> None:
     events = make_events(10)
     path = tmp_path / "atomic.evpkg"
-    partial = tmp_path / "atomic.evpkg.partial"
     with PackageWriter(path, header_for(), frame_events=4) as writer:
         for event in events:
             writer.add(event.seq, event.recorded_at, event.record(), event.hash)
-        assert partial.exists() and not path.exists()
+        [partial] = tmp_path.iterdir()
+        assert partial.name.startswith(".atomic.evpkg.") and partial.name.endswith(".partial")
+        assert not path.exists()
         writer.finish({}, "00" * 32)
-    assert path.exists() and not partial.exists()
+    assert list(tmp_path.iterdir()) == [path]
+    assert path.stat().st_mode & 0o777 == 0o600  # packages hold personal data
     with pytest.raises(ValueError, match="already finished"):
         writer.add(11, T0, b"", b"")
 
@@ -634,6 +634,86 @@ def test_writer_discards_partial_on_error(tmp_path: Path) -> None:
         writer.add(1, T0, events[0].record(), events[0].hash)
         writer.add(2, T0 - 1, events[1].record(), events[1].hash)
     assert os.listdir(tmp_path) == []
+
+
+def test_writer_follows_no_planted_link_and_replaces_no_file(tmp_path: Path) -> None:
+    events = make_events(3)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    path = tmp_path / "out.evpkg"
+    # The old fixed temporary name, and every name a guesser could plant, point at the victim.
+    os.symlink(victim, tmp_path / "out.evpkg.partial")
+    write(path, events)
+    assert victim.read_bytes() == b"precious"
+    assert read_all(path) == events
+    # An existing package (or a link where it should go) is never replaced.
+    os.symlink(victim, tmp_path / "link.evpkg")
+    for taken in (path, tmp_path / "link.evpkg"):
+        before = sorted(os.listdir(tmp_path))
+        with pytest.raises(PackageError, match="exists already"):
+            write(taken, events)
+        assert sorted(os.listdir(tmp_path)) == before
+    assert victim.read_bytes() == b"precious" and read_all(path) == events
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync"])
+def test_a_full_disk_leaves_no_file_and_one_error(tmp_path: Path, failing: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    events = make_events(50)
+    path = tmp_path / "full.evpkg"
+
+    def no_space(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if failing == "fsync":
+        monkeypatch.setattr(os, "fsync", no_space)
+        with pytest.raises(PackageError, match="No space left on device"):
+            write(path, events, frame_events=8)
+    else:
+        with pytest.raises(PackageError, match="No space left on device"), \
+                PackageWriter(path, header_for(), frame_events=8) as writer:
+            writer._file = _FullDisk(writer._file)  # the disk fills after the header
+            for event in events:
+                writer.add(event.seq, event.recorded_at, event.record(), event.hash)
+            writer.finish({}, "00" * 32)
+    assert os.listdir(tmp_path) == []
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def write(self, _data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def test_a_frame_that_inflates_to_gigabytes_is_refused_unread(small: tuple[Path, list[Event]]
+                                                               ) -> None:
+    import resource
+
+    path, _ = small
+    # 4 GiB of zeros in one zstd frame (~130 KB), compressed chunk by chunk, put in frame 2.
+    compressor = zstandard.ZstdCompressor(level=1, write_content_size=True).compressobj(
+        size=4 << 30)
+    chunk = bytes(64 << 20)
+    bomb = b"".join(compressor.compress(chunk) for _ in range(64)) + compressor.flush()
+    rebuild(path, replace_frame(1, bomb))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, a high-water mark
+    with pytest.raises(PackageError, match=r"frame 2 \(seq 4-6\): declares 4294967296 bytes"):
+        read_all(path)
+    # The frame lying about its size is refused too, as soon as it runs past what it declared.
+    lying = bomb[:6] + (100).to_bytes(8, "little") + bomb[14:]  # 8-byte content size field
+    assert zstandard.frame_content_size(lying) == 100
+    rebuild(path, replace_frame(1, lying))
+    with pytest.raises(PackageError, match=r"frame 2 \(seq 4-6\): cannot decompress"):
+        read_all(path)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown < 100 * 1024, f"peak memory grew by {grown} KiB"
 
 
 def test_writer_memory_does_not_grow_with_events(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ byte is decompressed, and the recomputed hash chain catches what checksums alone
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import astuple
@@ -54,9 +56,17 @@ from eventvault.package_format import (
     section,
 )
 
+MAX_FRAME_BYTES = 256 << 20  # a reader refuses a frame declaring more (the writer cuts at 64)
+FRAME_BYTES = 64 << 20  # the writer closes a frame at this many bytes of records, if not before
+
 
 class PackageWriter:
-    """Streams events into `path`.partial, renamed to `path` by finish().
+    """Streams events into a new temporary file beside `path`, linked to `path` by finish().
+
+    The temporary file has a unique name, is created exclusively (O_EXCL) without following a
+    link (O_NOFOLLOW: a planted symlink cannot redirect the write), mode 0600 (packages hold
+    personal data), and is removed again on any failure. finish() fsyncs it, then links it to
+    `path` without replacing anything there, then fsyncs the directory.
 
     Memory is one frame of records plus the index (~400 bytes a frame). add() checks only
     that seq is gapless and time never decreases; the reader recomputes the whole chain.
@@ -73,7 +83,9 @@ class PackageWriter:
             raise ValueError(f"frame_events must be >= 1, format_version {FORMAT_VERSION}")
         self.path = os.fspath(path)
         self.header = header
-        self._partial = self.path + ".partial"
+        directory, name = os.path.split(os.path.abspath(self.path))
+        self._partial = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.partial")
+        self._frame_bytes = 0
         self._frame_events = frame_events
         # One frame per compress() call, each with content size and a checksum, so `zstd -t`
         # checks every frame and a reader knows each frame's size before decompressing.
@@ -88,10 +100,11 @@ class PackageWriter:
         self._last_time = NO_TIME
         self._frame_first_time = NO_TIME
         self._offset = 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:
-            self._file = open(self._partial, "wb")  # noqa: SIM115 - lives until finish()
+            self._file = os.fdopen(os.open(self._partial, flags, 0o600), "wb")
         except OSError as exc:
-            raise PackageError(f"{self._partial}: cannot create ({exc.strerror})") from None
+            raise PackageError(f"{self.path}: cannot create ({exc.strerror})") from None
         self._write(section(HEADER_MAGIC, HEADER_TAG, header_body))
         self._data_start = self._offset
 
@@ -113,10 +126,11 @@ class PackageWriter:
         if not records:
             self._frame_first_time = recorded_at
         records.append(record)
+        self._frame_bytes += len(record)
         self._next_seq = seq + 1
         self._last_time = recorded_at
         self._head_hash = event_hash
-        if len(records) >= self._frame_events:
+        if len(records) >= self._frame_events or self._frame_bytes >= FRAME_BYTES:
             self._flush_frame()
 
     def checkpoint(self, counts: dict[str, int], state_digest: str | None = None) -> None:
@@ -149,20 +163,22 @@ class PackageWriter:
                              LOCATOR_BODY.pack(self._offset - len(footer_frame),
                                                 len(footer_frame))))
         try:
-            # Data, then rename, then the directory: the real name never shows a half package.
+            # Data, then the name, then the directory: the real name never shows a half package.
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            os.replace(self._partial, self.path)
-            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _link_new(self._partial, self.path)
         except OSError as exc:
             self.abort()
-            raise PackageError(f"{self.path}: cannot write package ({exc.strerror})") from None
+            if exc.errno == errno.EEXIST:
+                raise PackageError(f"{self.path} exists already; choose another name or remove "
+                                   "it first (nothing was written)") from None
+            raise PackageError(f"{self.path}: cannot write package ({exc.strerror}); "
+                               "nothing was written") from None
         self._next_seq, self._done = -1, True
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._partial)
+        _fsync_directory(self.path)
         return footer
 
     def abort(self) -> None:
@@ -170,7 +186,8 @@ class PackageWriter:
         if self._done:
             return
         self._next_seq, self._done = -1, True
-        self._file.close()
+        with contextlib.suppress(OSError):  # closing flushes: a full disk fails here too
+            self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._partial)
 
@@ -197,6 +214,7 @@ class PackageWriter:
             self._frame_first_time, self._last_time, len(records),
             hashlib.sha256(compressed).digest(), self._head_hash))
         self._records = []
+        self._frame_bytes = 0
         self._write(compressed)
 
     def _write(self, data: bytes) -> None:
@@ -204,8 +222,32 @@ class PackageWriter:
             self._file.write(data)
         except OSError as exc:
             self.abort()
-            raise PackageError(f"{self.path}: cannot write package ({exc.strerror})") from None
+            raise PackageError(f"{self.path}: cannot write package ({exc.strerror}); "
+                               "nothing was written") from None
         self._offset += len(data)
+
+
+def _link_new(source: str, path: str) -> None:
+    """Give the finished file its name, never replacing a file already there (EEXIST)."""
+    try:
+        os.link(source, path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # A file system without hard links: check, then rename (a narrow race, not a silent one
+        # in the common case of an existing file).
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", path) from None
+        os.rename(source, path)
+
+
+def _fsync_directory(path: str) -> None:
+    with contextlib.suppress(OSError):  # some file systems refuse to fsync a directory
+        directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 class PackageReader:
@@ -270,8 +312,13 @@ class PackageReader:
         check_index(header, footer, header_end, footer_at)
         return header, footer
 
-    def frames(self) -> Iterator[tuple[FrameInfo, bytes]]:
-        """Each event frame's decompressed records, in order, checksum verified first."""
+    def check_frames(self) -> None:
+        """Every event frame's checksum, nothing decompressed: a cheap look at the whole file
+        (a replay does it before it touches its target)."""
+        for _where, _info, _compressed in self._compressed_frames():
+            pass
+
+    def _compressed_frames(self) -> Iterator[tuple[str, FrameInfo, bytes]]:
         try:
             file = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
         except OSError as exc:
@@ -286,16 +333,31 @@ class PackageReader:
                     raise PackageError(f"{where}: cannot read ({exc.strerror})") from None
                 if hashlib.sha256(compressed).digest() != info.checksum:
                     raise PackageError(f"{where}: checksum mismatch (the file is damaged)")
-                # A decompressobj stops at the end of one frame and says whether it got there;
-                # ZstdDecompressor.decompress() would silently ignore anything after it.
-                reader = self._decompressor.decompressobj()
-                try:
-                    data = reader.decompress(compressed)
-                except zstandard.ZstdError as exc:
-                    raise PackageError(f"{where}: cannot decompress ({exc})") from None
-                if not reader.eof or reader.unused_data:
-                    raise PackageError(f"{where}: not exactly one complete zstd frame")
-                yield info, data
+                yield where, info, compressed
+
+    def frames(self) -> Iterator[tuple[FrameInfo, bytes]]:
+        """Each event frame's decompressed records, in order, checksum verified first."""
+        for where, info, compressed in self._compressed_frames():
+            # The size a frame declares bounds what it may decompress to (zstd refuses a
+            # frame that runs past it): a small crafted frame must not make us allocate GBs.
+            try:
+                declared = zstandard.frame_content_size(compressed)
+            except zstandard.ZstdError as exc:
+                raise PackageError(f"{where}: cannot decompress ({exc})") from None
+            if declared < 0 or declared > MAX_FRAME_BYTES:
+                size = "no size" if declared < 0 else f"{declared} bytes"
+                raise PackageError(f"{where}: declares {size} of records (at most "
+                                   f"{MAX_FRAME_BYTES} accepted); refused unread")
+            # A decompressobj stops at the end of one frame and says whether it got there;
+            # ZstdDecompressor.decompress() would silently ignore anything after it.
+            reader = self._decompressor.decompressobj()
+            try:
+                data = reader.decompress(compressed)
+            except zstandard.ZstdError as exc:
+                raise PackageError(f"{where}: cannot decompress ({exc})") from None
+            if not reader.eof or reader.unused_data:
+                raise PackageError(f"{where}: not exactly one complete zstd frame")
+            yield info, data
 
     def events(self, stop_seq: int | None = None) -> Iterator[Event]:
         """Events in seq order, each frame fully verified before any of its events is yielded.
