@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +15,7 @@ import click
 from sqlalchemy import exc as sa_exc
 
 from eventvault.domain import Commands
+from eventvault.engine import describe, without_password
 from eventvault.errors import EventVaultError, IntegrityError, UsageError
 from eventvault.events import parse_time
 from eventvault.vault import Vault
@@ -358,6 +361,11 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and an exit code, never a traceback."""
     words = list(sys.argv[1:] if argv is None else argv)
+    # The database layers log a failed rollback on a dead connection with a traceback; with
+    # no handler configured Python would print it to stderr beside our one line.
+    for name in ("sqlalchemy", "psycopg"):
+        if not logging.getLogger(name).handlers:
+            logging.getLogger(name).addHandler(logging.NullHandler())
     try:
         cli.main(args=words, prog_name="eventvault", standalone_mode=False,
                  obj=Context(command=command_line(words)))
@@ -370,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     except EventVaultError as error:
         return fail(str(error), error.exit_code)
     except sa_exc.SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        return fail(f"database error: {reason}", 1)
+        return fail(f"database error: {describe(getattr(error, 'orig', None) or error)}", 1)
+    except sqlite3.Error as error:  # from the driver directly (bulk paths bypass SQLAlchemy)
+        return fail(f"database error: {describe(error)}", 1)
     except OSError as error:
         return fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), 1)
     except KeyboardInterrupt:
@@ -379,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("EVENTVAULT_DEBUG"):
             raise
+        if type(error).__module__.startswith("psycopg"):  # the driver's own, like sqlite3's
+            return fail(f"database error: {describe(error)}", 1)
         return fail(f"internal error: {type(error).__name__}: {error} "
                     "(set EVENTVAULT_DEBUG=1 for a traceback)", 1)
     return 0
@@ -400,7 +411,9 @@ def command_line(words: list[str]) -> str:
 
 
 def fail(message: str, code: int) -> int:
-    click.echo(f"eventvault: {message}", err=True)
+    # One line, and never a database password, whatever the message was built from.
+    line = " ".join(without_password(message).split("\n"))
+    click.echo(f"eventvault: {line}", err=True)
     return code
 
 from eventvault.audit_cli import audit  # noqa: E402  (sub-commands live in their own module)

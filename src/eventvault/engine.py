@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,28 @@ from eventvault.errors import StoreUnavailableError, UsageError
 
 DEFAULT_URL = "sqlite:///eventvault.db"
 WRITE = "eventvault_write"
+BUSY_TIMEOUT = "EVENTVAULT_BUSY_TIMEOUT"  # seconds a SQLite vault waits for another's lock
+DEFAULT_BUSY_TIMEOUT = 30.0
+# user:password@ in a URL, with or without the scheme: what a message must never show.
+_CREDENTIALS = re.compile(r"([^\s:/@]*:)[^\s@/]*@")
+
+
+def without_password(text: str) -> str:
+    """`text` with the password of any URL in it replaced by ***."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+def busy_timeout() -> float:
+    text = os.environ.get(BUSY_TIMEOUT, "")
+    if not text:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10**6:
+        raise UsageError(f"{BUSY_TIMEOUT}={text!r} is not a number of seconds")
+    return value
 
 
 def resolve_url(url: str | None) -> URL:
@@ -24,9 +48,10 @@ def resolve_url(url: str | None) -> URL:
     text = url or os.environ.get("EVENTVAULT_DB") or DEFAULT_URL
     try:
         parsed = make_url(text)
-    except sa_exc.ArgumentError:
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UsageError(
-            f"malformed database URL {text!r}; expected e.g. sqlite:///vault.db or "
+            f"malformed database URL {without_password(text)!r}; expected e.g. "
+            "sqlite:///vault.db or "
             "postgresql://user@host/dbname"
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
@@ -48,12 +73,13 @@ def sqlite_path(url: URL) -> Path | None:
 def create(url: URL) -> Engine:
     try:
         if url.get_backend_name() == "sqlite":
-            engine = create_engine(url, connect_args={"timeout": 60})
+            engine = create_engine(url, connect_args={"timeout": busy_timeout()})
             _configure_sqlite(engine)
         else:
             engine = create_engine(url, pool_pre_ping=False)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as error:
-        raise UsageError(f"cannot use database URL {url.render_as_string()}: {error}") from None
+        raise UsageError(f"cannot use database URL {url.render_as_string(hide_password=True)}: "
+                         f"{without_password(str(error))}") from None
     return engine
 
 
@@ -76,22 +102,84 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-@contextmanager
-def connection_errors(url: URL) -> Iterator[None]:
-    """Turn driver-level connection failures into one clear StoreUnavailableError."""
+def leave_wal(raw: sqlite3.Connection) -> None:
+    """Switch to a rollback journal if this is the only connection to the file; if it is
+    not (a live vault), stay in WAL mode rather than wait for the others or fail."""
+    raw.execute("PRAGMA busy_timeout = 0")
     try:
-        yield
-    except sa_exc.OperationalError as error:
-        if not _is_connect_failure(error):
+        raw.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.OperationalError:
+        pass
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+
+
+def enter_wal(raw: sqlite3.Connection) -> None:
+    """Back to WAL mode; if another connection is in the way, the next to open sets it."""
+    with contextlib.suppress(sqlite3.Error):
+        raw.execute("PRAGMA journal_mode = WAL")
+
+
+class _Opened:
+    """Set once the connection is open: a failure after that is not a failure to open."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def set(self) -> None:
+        self.done = True
+
+
+@contextmanager
+def connection_errors(url: URL) -> Iterator[_Opened]:
+    """Turn a database that cannot be opened, is locked, or goes away mid-way into one
+    clear StoreUnavailableError; other database errors pass through unchanged."""
+    opened = _Opened()
+    where = url.render_as_string(hide_password=True)
+    try:
+        yield opened
+    except Exception as error:
+        driver_error = getattr(error, "orig", None) or error
+        if not _is_unavailable(error, driver_error):
             raise
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise StoreUnavailableError(
-            f"cannot open database {url.render_as_string(hide_password=True)}: {reason}"
-        ) from None
+        reason = describe(driver_error)
+        if "database is locked" in reason:
+            raise StoreUnavailableError(
+                f"database {where} is locked by another connection (waited "
+                f"{busy_timeout():g} s; {BUSY_TIMEOUT} sets how long); try again when it is "
+                "done") from None
+        if not opened.done and _is_connect_failure(driver_error):
+            raise StoreUnavailableError(f"cannot open database {where}: {reason}") from None
+        if opened.done and any(marker in reason.lower() for marker in _CONNECTION_LOST):
+            raise StoreUnavailableError(
+                f"lost the connection to database {where}: {reason}") from None
+        raise
 
 
-def _is_connect_failure(error: sa_exc.OperationalError) -> bool:
-    text = str(error.orig).lower()
+_CONNECTION_LOST = ("terminating connection", "server closed the connection",
+                    "connection is closed", "connection is lost", "consuming input failed",
+                    "connection lost", "broken pipe", "connection reset")
+
+
+def describe(error: BaseException) -> str:
+    """A driver error in one line, without any password."""
+    lines = str(error).strip().splitlines()
+    return without_password(lines[0] if lines else type(error).__name__)
+
+
+def _is_unavailable(error: BaseException, driver_error: BaseException) -> bool:
+    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError,
+                          sqlite3.OperationalError)):
+        return True
+    # psycopg's own errors reach us unwrapped from COPY and server-side cursors.
+    module = type(driver_error).__module__
+    return module.startswith("psycopg") and any(
+        base.__name__ in ("OperationalError", "InterfaceError")
+        for base in type(driver_error).__mro__)
+
+
+def _is_connect_failure(error: BaseException) -> bool:
+    text = str(error).lower()
     return any(
         marker in text
         for marker in (

@@ -27,6 +27,7 @@ from eventvault import projection, schema, store
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
 from eventvault.errors import (
+    EventVaultError,
     IntegrityError,
     PackageError,
     UsageError,
@@ -81,14 +82,25 @@ def replay(
     if not packages:
         raise UsageError("give at least one package to replay")
     readers = open_chain(packages)
+    for reader in readers:  # every checksum, before the target is touched at all
+        reader.check_frames()
     stop = _stop_seq(readers, until_seq, at)
     path = engines.sqlite_path(target.url)
     existed = path is not None and path.exists()
-    safety = None
+    replacing = False
     if not dry_run or existed:
-        safety = _check_target(target, replace, actor, dry_run, safety_path, command)
+        replacing = _check_target(target, replace, actor, command) and not dry_run
+    safety: Path | None = None
     try:
         with target.connect(write=True, create=True, bulk=True) as connection, _gc_paused():
+            # One transaction holds the vault's write lock from the safety snapshot through
+            # the commit of the replacement: a concurrent write either committed before it
+            # (and is in the safety snapshot) or waits and lands in the restored vault.
+            if replacing:
+                store.lock_for_replace(connection)
+                if not target.is_empty(connection):
+                    safety = _safety_path(safety_path)
+                    snapshot(target, safety, connection=connection)
             result = _replay_into(connection, readers, stop, actor, progress)
             result.safety_snapshot = safety
             result.seconds = time.monotonic() - started
@@ -98,11 +110,25 @@ def replay(
     except _DryRunDone as done:
         done.result.dry_run = True
         return done.result
+    except BaseException as error:
+        if safety is None or not safety.exists():
+            raise
+        safety.unlink()  # the target is unchanged: that copy of it is not needed
+        if isinstance(error, EventVaultError):
+            raise type(error)(f"{error}; the vault is unchanged and its safety snapshot "
+                              f"{safety} was removed") from None
+        raise
     finally:
         if path is not None and not existed and (dry_run or not _has_events(target)):
             target.close()
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
+
+
+def _safety_path(given: str | os.PathLike[str] | None) -> Path:
+    if given:
+        return Path(given)
+    return Path(f"eventvault-safety-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.evpkg")
 
 
 @contextmanager
@@ -162,14 +188,12 @@ def _seq_at_time(readers: list[PackageReader], at: int) -> int:
     return stop
 
 
-def _check_target(
-    target: Vault, replace: bool, actor: str, dry_run: bool,
-    safety_path: str | os.PathLike[str] | None, command: str,
-) -> Path | None:
-    """Refuse a target that holds anything unless --replace; then keep a safety snapshot."""
+def _check_target(target: Vault, replace: bool, actor: str, command: str) -> bool:
+    """Refuse a target that holds anything unless --replace (by an actor allowed to replace
+    the vault); True when a vault with events is to be replaced."""
     path = engines.sqlite_path(target.url)
     if path is not None and not path.exists():
-        return None
+        return False
     with target.connect() as connection:
         if not schema.is_vault(connection):
             foreign = inspect(connection).get_table_names()
@@ -178,9 +202,9 @@ def _check_target(
                     f"target {target.where} holds tables that are not a vault's "
                     f"({', '.join(sorted(foreign)[:5])}); give an empty database"
                 )
-            return None
+            return False
         if target.is_empty(connection):
-            return None
+            return False
         schema.require_current(connection, target.where)
         counts = projection.counts(connection)
     if not replace:
@@ -191,13 +215,7 @@ def _check_target(
     with target.connect() as connection:
         target.authorize(connection, actor, "vault.replace", "replace the vault by a replay",
                          command)
-    if dry_run:
-        return None
-    where = Path(safety_path) if safety_path else Path(
-        f"eventvault-safety-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.evpkg"
-    )
-    snapshot(target, where)
-    return where
+    return True
 
 
 def _actor(connection: Connection, username: str) -> Actor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,16 +53,18 @@ class SnapshotResult:
 def snapshot(
     vault: Vault, path: str | os.PathLike[str], *, since: str | os.PathLike[str] | None = None,
     until_seq: int | None = None, at: int | None = None,
-    frame_events: int = 4096,
+    frame_events: int = 4096, connection: Connection | None = None,
 ) -> SnapshotResult:
-    """Write a package of the log (up to `until_seq` or time `at`), optionally incremental."""
+    """Write a package of the log (up to `until_seq` or time `at`), optionally incremental;
+    read in the caller's `connection` when given (a replace holds its lock through it)."""
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file name for the package")
     if target.exists():
         raise UsageError(f"{target} exists already; choose another name or remove it first")
     base = PackageReader(since) if since is not None else None
-    with vault.reading(consistent=True) as connection:
+    with (nullcontext(connection) if connection is not None
+          else vault.reading(consistent=True)) as connection:
         head = store.read_head(connection)
         stop = head.seq if until_seq is None else until_seq
         if at is not None:

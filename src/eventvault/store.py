@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, func, inspect, select
 from sqlalchemy import exc as sa_exc
 
 from eventvault import codec
@@ -126,6 +127,25 @@ def lock_for_append(connection: Connection) -> None:
         connection.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
 
 
+def lock_for_replace(connection: Connection) -> None:
+    """Hold off every other transaction on the vault until this one (a replace) commits.
+
+    SQLite: the write transaction's BEGIN IMMEDIATE already holds the database's write lock.
+    PostgreSQL: every table in ACCESS EXCLUSIVE mode, in one statement, alembic_version
+    first. A writer reads alembic_version before it takes the append lock, so locking
+    `events` first would deadlock with a writer holding alembic_version and waiting for
+    `events` (the replace drops and recreates every table); a writer not yet started waits
+    at its first table, and finds the restored vault when the replace commits.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    names = sorted(inspect(connection).get_table_names(),
+                   key=lambda name: (name != "alembic_version", name))
+    quote = connection.dialect.identifier_preparer.quote
+    connection.exec_driver_sql(
+        f"LOCK TABLE {', '.join(quote(name) for name in names)} IN ACCESS EXCLUSIVE MODE")
+
+
 def insert_events(
     connection: Connection, batch: list[tuple[Event, bytes]], *, bulk: bool = False
 ) -> None:
@@ -182,7 +202,9 @@ def stream_rows(connection: Connection, sql: str, parameters: tuple[object, ...]
         while batch := cursor.fetchmany(READ_BATCH):
             yield from batch
     finally:
-        cursor.close()
+        # On a connection that went away closing fails too: the first error is the one to tell.
+        with contextlib.suppress(Exception):
+            cursor.close()
 
 
 def read_events(
