@@ -44,6 +44,33 @@ def postgres_problem() -> str | None:
     return _pg_problem[0]
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+_NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache",
+             ".mypy_cache"}
+
+
+def repository_files() -> set[Path]:
+    """Every file in the repository, caches and the virtual environment aside."""
+    found = set()
+    for directory, subdirectories, files in os.walk(REPOSITORY):
+        subdirectories[:] = [name for name in subdirectories
+                             if name not in _NOT_OURS and not name.endswith(".egg-info")]
+        found.update(Path(directory, name) for name in files)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tests_leave_no_files_in_the_repository() -> Iterator[None]:
+    """A test that writes into the repository (a safety snapshot in the cwd, say) fails the
+    run: tests write into tmp_path."""
+    before = repository_files()
+    yield
+    created = sorted(str(path.relative_to(REPOSITORY)) for path in repository_files() - before)
+    if created:
+        pytest.fail(f"the tests left {len(created)} file(s) in the repository: "
+                    f"{', '.join(created[:10])}")
+
+
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     problem = postgres_problem()

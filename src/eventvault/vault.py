@@ -83,17 +83,19 @@ class Vault:
         `bulk`: one huge write (replay). On SQLite it runs with a rollback journal instead
         of the WAL, which would otherwise receive every page once more (measured: 1.5x
         faster), and a larger page cache; atomicity is the same. WAL mode comes back after.
-        Leaving WAL needs the only connection to the file: with others open (a live vault),
-        the bulk write stays in WAL mode, only slower.
+        That is for a new file only: a live vault's bulk write (replay --replace) stays in
+        WAL mode, which its other connections rely on.
         """
         path = engines.sqlite_path(self.url)
         if not create and path is not None and not path.exists():
             raise NotAVaultError(f"{self.where}: no such vault; run `eventvault init` first")
-        if bulk:
+        # Only a new file: another process may open a live vault at any moment, and would
+        # then find it out of WAL mode with our write lock held (its PRAGMA fails at once).
+        sqlite_bulk = bulk and path is not None and not path.exists()
+        if sqlite_bulk:
             self.engine.dispose()  # leaving WAL mode needs the only connection to the file
         with engines.connection_errors(self.url) as opened, self.engine.connect() as connection:
             opened.set()
-            sqlite_bulk = bulk and connection.dialect.name == "sqlite"
             if sqlite_bulk:  # on the driver itself: a PRAGMA must not open a transaction
                 raw = connection.connection.driver_connection
                 engines.leave_wal(raw)
