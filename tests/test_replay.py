@@ -244,7 +244,9 @@ DOC = "22222222-2222-4222-8222-222222222222"
 ])
 def test_a_bad_event_refuses_the_whole_package(db_url: str, cli, tmp_path: Path,
                                                bad_event: tuple, message: str,
-                                               fold_where: str) -> None:
+                                               fold_where: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where the safety snapshot goes, without --safety-snapshot
     package = tmp_path / "bad.evpkg"
     user = ("user", USER, 1, "created", {"username": "u", "role": "admin", "active": True,
                                          "email": ""})
@@ -254,6 +256,10 @@ def test_a_bad_event_refuses_the_whole_package(db_url: str, cli, tmp_path: Path,
     replaced = cli("replay", str(package), "--replace", db=db_url)
     assert replaced.code == 1
     assert message in replaced.err and len(replaced.err.strip().splitlines()) == 1
+    # The safety snapshot taken before the replay found the bad event is not left behind.
+    assert "the vault is unchanged and its safety snapshot eventvault-safety-" in replaced.err
+    assert "was removed" in replaced.err
+    assert not list(tmp_path.glob("eventvault-safety-*"))
     assert export_lines(cli, db_url, without_restore_jobs=False) == before
     assert cli("verify", str(package)).code == 1
 
@@ -287,8 +293,10 @@ def test_every_flipped_byte_is_caught_by_verify(small_package: Path, cli,
 
 
 def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
-    small_package: Path, cli, make_db, tmp_path: Path, fold_where: str
+    small_package: Path, cli, make_db, tmp_path: Path, fold_where: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # where a safety snapshot would go
     good = small_package.read_bytes()
     damaged = tmp_path / "damaged.evpkg"
     target = make_db("sqlite")
@@ -302,6 +310,9 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
         assert result.code == 1, f"byte {position}: {result.out}"
         assert result.err.startswith("eventvault: ") and len(result.err.splitlines()) == 1
         assert "Traceback" not in result.err
+        # Found before the target was touched: no safety snapshot was written at all.
+        assert "safety snapshot" not in result.err, result.err
+        assert not list(tmp_path.glob("eventvault-safety-*"))
     for length in (0, 10, len(good) // 2, len(good) - 1):
         damaged.write_bytes(good[:length])
         assert cli("replay", str(damaged), "--replace", db=target).code == 1
@@ -392,3 +403,27 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
     # And the package itself was sound all along: uninterrupted, the replay succeeds.
     assert subprocess.run(command, env=environment, cwd=tmp_path).returncode == 0
     assert counts(cli, target)["document"] == 120_000
+
+
+def test_a_locked_sqlite_vault_waits_then_fails_in_one_line(
+        make_db, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    demo_db = make_db("sqlite")
+    assert cli("init", db=demo_db).code == 0 and cli("demo", db=demo_db).code == 0
+    package = tmp_path / "p.evpkg"
+    assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
+    monkeypatch.setenv("EVENTVAULT_BUSY_TIMEOUT", "0.5")
+    before = export_lines(cli, demo_db, without_restore_jobs=False)
+    other = sqlite3.connect(demo_db.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+        safety = tmp_path / "safety.evpkg"
+        result = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),
+                     db=demo_db)
+    finally:
+        other.close()
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "is locked by another connection (waited 0.5 s; EVENTVAULT_BUSY_TIMEOUT" in result.err
+    assert "internal error" not in result.err and not safety.exists()
+    assert export_lines(cli, demo_db, without_restore_jobs=False) == before
