@@ -125,3 +125,18 @@ def test_the_installed_command_never_shows_a_traceback(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60)
         assert done.returncode in (1, 2)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("url, code", [
+    ("postgresql://u:s3cr3t@host:notaport/db", 2),  # a port that is not a number
+    ("postgresql//u:s3cr3t@host/db", 2),  # no scheme separator: not parsed at all
+    ("postgresql+nosuchdriver://u:s3cr3t@127.0.0.1:1/db", 2),
+    ("postgresql://u:s3cr3t@127.0.0.1:1/db", 1),  # nothing listens there
+])
+def test_no_message_shows_a_database_password(cli, url: str, code: int, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for args in (["status"], ["snapshot", "-o", "x.evpkg"]):
+        result = cli(*args, db=url)
+        assert result.code == code, result.err
+        assert "s3cr3t" not in one_line(result) + result.out

@@ -427,3 +427,66 @@ def test_a_locked_sqlite_vault_waits_then_fails_in_one_line(
     assert "is locked by another connection (waited 0.5 s; EVENTVAULT_BUSY_TIMEOUT" in result.err
     assert "internal error" not in result.err and not safety.exists()
     assert export_lines(cli, demo_db, without_restore_jobs=False) == before
+
+
+def terminate_other_backends(db: str) -> None:
+    """What an administrator's pg_terminate_backend does to every other session of `db`."""
+    engine = create_engine(db, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    engine.dispose()
+
+
+def once(action, original):
+    """`original`, with `action` run before its first call."""
+    done: list[bool] = []
+
+    def wrapper(*args, **kwargs):
+        if not done:
+            done.append(True)
+            action()
+        return original(*args, **kwargs)
+
+    return wrapper
+
+
+def test_a_connection_terminated_mid_replay_fails_in_one_line(
+        make_db, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventvault import store
+
+    db = make_db("postgresql")
+    assert cli("init", db=db).code == 0 and cli("demo", db=db).code == 0
+    package, safety = tmp_path / "p.evpkg", tmp_path / "safety.evpkg"
+    assert cli("snapshot", "-o", str(package), db=db).code == 0
+    before = export_lines(cli, db, without_restore_jobs=False)
+    monkeypatch.setattr(replay_module, "BATCH", 10)
+    monkeypatch.setattr(store, "insert_events",
+                        once(lambda: terminate_other_backends(db), store.insert_events))
+    result = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),
+                 "--as", "admin", db=db)
+    assert result.code == 1
+    line = result.err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, result.err
+    assert "lost the connection to database" in line and "cannot open" not in line
+    assert "safety snapshot" in line and not safety.exists()
+    monkeypatch.undo()
+    assert export_lines(cli, db, without_restore_jobs=False) == before
+
+
+def test_a_connection_terminated_mid_snapshot_fails_in_one_line(
+        make_db, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventvault import codec, store
+
+    db = make_db("postgresql")
+    assert cli("init", db=db).code == 0 and cli("demo", db=db).code == 0
+    monkeypatch.setattr(store, "READ_BATCH", 10)  # the next fetch finds the session gone
+    monkeypatch.setattr(codec, "from_stored",
+                        once(lambda: terminate_other_backends(db), codec.from_stored))
+    result = cli("snapshot", "-o", str(tmp_path / "p.evpkg"), db=db)
+    assert result.code == 1
+    line = result.err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, result.err
+    assert "lost the connection to database" in line and "cannot open" not in line
+    assert list(tmp_path.iterdir()) == []  # no package, no temporary file
