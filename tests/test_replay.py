@@ -490,3 +490,37 @@ def test_a_connection_terminated_mid_snapshot_fails_in_one_line(
     assert len(line.splitlines()) == 1 and "Traceback" not in line, result.err
     assert "lost the connection to database" in line and "cannot open" not in line
     assert list(tmp_path.iterdir()) == []  # no package, no temporary file
+
+
+ORPHANING_PARENT = """
+import os, sys
+from eventvault import parallel_fold
+# The helper's answer goes into a named file here, so the test can see whether it came.
+parallel_fold.tempfile.TemporaryFile = lambda: open(sys.argv[2], "w+b")
+fold = parallel_fold.PendingFold([sys.argv[1]], int(sys.argv[3]), helper=True)
+print(fold._process.pid, flush=True)
+os._exit(0)  # dies while the helper is still starting up
+"""
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # an orphan nobody reaps stays a zombie, but it has stopped
+
+
+def test_a_helper_orphaned_while_starting_stops_instead_of_folding(tmp_path: Path) -> None:
+    package, answer = tmp_path / "p.evpkg", tmp_path / "answer"
+    events = many_events(500, 60_000)  # folding it takes the helper seconds
+    write_package(package, events)
+    parent = subprocess.run([sys.executable, "-c", ORPHANING_PARENT, str(package), str(answer),
+                             str(len(events))], capture_output=True, check=True, text=True)
+    helper = int(parent.stdout)
+    deadline = time.monotonic() + 60  # generous: only that it stops at all is asserted
+    while running(helper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(helper)
+    # It stopped because its parent was gone, not because it had folded the whole package.
+    assert answer.read_bytes() == b""

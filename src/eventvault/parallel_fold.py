@@ -87,7 +87,7 @@ class PendingFold:
         # Its stderr is kept, not shown: a crash of the helper becomes one line of ours.
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__,
-             json.dumps([list(map(str, paths)), stop, self._answer.fileno()])],
+             json.dumps([list(map(str, paths)), stop, self._answer.fileno(), os.getpid()])],
             env={**os.environ, "PYTHONPATH": search}, pass_fds=(self._answer.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._errors = b""
@@ -134,8 +134,10 @@ def _serve(arguments: str) -> None:
     # Ctrl-C reaches the whole process group: the replay decides, and stops this helper.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # as in the replay: millions of objects kept, no cycles to collect
-    paths, stop, answer_fd = json.loads(arguments)
-    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    paths, stop, answer_fd, parent = json.loads(arguments)
+    # The parent's pid comes from the parent: one that died while this helper was starting is
+    # noticed at once (os.getppid() read here would already be the orphans' new parent).
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     try:
         answer: FoldedState | EventVaultError = fold_packages(paths, stop)
     except EventVaultError as error:  # a finding about the packages: the replay reports it
