@@ -17,7 +17,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import astuple
@@ -28,6 +27,7 @@ from typing import BinaryIO
 import msgpack
 import zstandard
 
+from eventvault import new_files
 from eventvault.errors import PackageError, UsageError
 from eventvault.events import Event, chain_hash, event_from_record, iter_records
 from eventvault.package_format import (
@@ -83,8 +83,6 @@ class PackageWriter:
             raise ValueError(f"frame_events must be >= 1, format_version {FORMAT_VERSION}")
         self.path = os.fspath(path)
         self.header = header
-        directory, name = os.path.split(os.path.abspath(self.path))
-        self._partial = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.partial")
         self._frame_bytes = 0
         self._frame_events = frame_events
         # One frame per compress() call, each with content size and a checksum, so `zstd -t`
@@ -100,9 +98,8 @@ class PackageWriter:
         self._last_time = NO_TIME
         self._frame_first_time = NO_TIME
         self._offset = 0
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:
-            self._file = os.fdopen(os.open(self._partial, flags, 0o600), "wb")
+            self._file, self._partial = new_files.create_beside(self.path)
         except OSError as exc:
             raise PackageError(f"{self.path}: cannot create ({exc.strerror})") from None
         self._write(section(HEADER_MAGIC, HEADER_TAG, header_body))
@@ -167,7 +164,7 @@ class PackageWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            _link_new(self._partial, self.path)
+            new_files.link_new(self._partial, self.path)
         except OSError as exc:
             self.abort()
             if exc.errno == errno.EEXIST:
@@ -178,7 +175,7 @@ class PackageWriter:
         self._next_seq, self._done = -1, True
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._partial)
-        _fsync_directory(self.path)
+        new_files.fsync_directory(self.path)
         return footer
 
     def abort(self) -> None:
@@ -225,29 +222,6 @@ class PackageWriter:
             raise PackageError(f"{self.path}: cannot write package ({exc.strerror}); "
                                "nothing was written") from None
         self._offset += len(data)
-
-
-def _link_new(source: str, path: str) -> None:
-    """Give the finished file its name, never replacing a file already there (EEXIST)."""
-    try:
-        os.link(source, path, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        # A file system without hard links: check, then rename (a narrow race, not a silent one
-        # in the common case of an existing file).
-        if os.path.lexists(path):
-            raise FileExistsError(errno.EEXIST, "File exists", path) from None
-        os.rename(source, path)
-
-
-def _fsync_directory(path: str) -> None:
-    with contextlib.suppress(OSError):  # some file systems refuse to fsync a directory
-        directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 class PackageReader:
