@@ -140,3 +140,31 @@ def test_no_message_shows_a_database_password(cli, url: str, code: int, tmp_path
         result = cli(*args, db=url)
         assert result.code == code, result.err
         assert "s3cr3t" not in one_line(result) + result.out
+
+
+def test_snapshot_follows_no_planted_link(vault_file: str, cli, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "out.evpkg.partial").symlink_to(victim)
+    result = cli("snapshot", "-o", str(tmp_path / "out.evpkg"), db=vault_file)
+    assert result.code == 0, result.err
+    assert victim.read_bytes() == b"precious"
+    assert (tmp_path / "out.evpkg").stat().st_mode & 0o777 == 0o600
+    assert cli("verify", str(tmp_path / "out.evpkg")).code == 0
+
+
+def test_snapshot_on_a_full_disk_fails_in_one_line_leaving_nothing(
+        vault_file: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    def no_space(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(os, "fsync", no_space)
+    result = cli("snapshot", "-o", str(out / "p.evpkg"), db=vault_file)
+    assert result.code == 1
+    assert "No space left on device" in one_line(result)
+    assert list(out.iterdir()) == []
