@@ -96,9 +96,12 @@ def replay(
             # One transaction holds the vault's write lock from the safety snapshot through
             # the commit of the replacement: a concurrent write either committed before it
             # (and is in the safety snapshot) or waits and lands in the restored vault.
-            if replacing:
+            if not dry_run and schema.is_vault(connection):
                 store.lock_for_replace(connection)
                 if not target.is_empty(connection):
+                    if not replacing:  # written to since it was found empty
+                        raise ValidationError("the target vault is not empty any more (written "
+                                              "to as the replay began); use --replace")
                     safety = _safety_path(safety_path)
                     snapshot(target, safety, connection=connection)
             result = _replay_into(connection, readers, stop, actor, progress)
