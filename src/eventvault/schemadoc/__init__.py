@@ -1,0 +1,61 @@
+"""Schemas as data: the entity types a vault holds, declared in a document, not in code.
+
+A schema *document* (TOML, docs/SCHEMA.md) declares entity types, their fields, references,
+natural keys and writers. This package is the pure part: parse and check a document
+(`load`, `loads`), its canonical bytes and hash (`canonical`, `schema_hash`, `from_canonical`),
+the rules for moving from one version to the next (`evolve`), upcasting payloads written under
+an older version (`Upcaster`), and the value kinds (`kinds`). It touches no database.
+
+Named `schemadoc` because `eventvault.schema` already manages the vault's own alembic schema.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from eventvault.errors import SchemaError
+from eventvault.schemadoc import kinds
+from eventvault.schemadoc.canonical import (
+    CANONICAL_FORMAT,
+    canonical,
+    from_canonical,
+    schema_hash,
+    to_json,
+    to_plain,
+)
+from eventvault.schemadoc.evolve import Change, evolve
+from eventvault.schemadoc.model import FieldSpec, ReferenceSpec, Schema, TypeSpec
+from eventvault.schemadoc.parse import USER_TYPE, from_document, load, loads
+from eventvault.schemadoc.upcast import Plan, Upcaster
+
+__all__ = [
+    "CANONICAL_FORMAT",
+    "USER_TYPE",
+    "Change",
+    "FieldSpec",
+    "Plan",
+    "ReferenceSpec",
+    "Schema",
+    "SchemaError",
+    "TypeSpec",
+    "Upcaster",
+    "canonical",
+    "default_schema",
+    "evolve",
+    "from_canonical",
+    "from_document",
+    "kinds",
+    "load",
+    "loads",
+    "schema_hash",
+    "to_json",
+    "to_plain",
+]
+
+
+@functools.cache
+def default_schema() -> Schema:
+    """The story's reference domain (dms.toml, shipped inside the package)."""
+    text = resources.files(__package__).joinpath("dms.toml").read_text(encoding="utf-8")
+    return loads(text, "dms.toml")
