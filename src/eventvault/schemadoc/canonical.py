@@ -20,9 +20,8 @@ import msgpack
 from eventvault.errors import SchemaError
 from eventvault.schemadoc import kinds
 from eventvault.schemadoc.model import Schema
+from eventvault.schemadoc.parse import FORMAT as CANONICAL_FORMAT
 from eventvault.schemadoc.parse import from_document
-
-CANONICAL_FORMAT = 1  # of the canonical map itself; a reader refuses a format it does not know
 
 
 def to_plain(schema: Schema, stored: bool = True) -> dict[str, Any]:
@@ -92,7 +91,7 @@ def from_canonical(data: bytes, source: str = "stored schema") -> Schema:
         raise SchemaError(f"{source}: not a canonical schema (msgpack: {error})") from None
     if not isinstance(document, dict):
         raise SchemaError(f"{source}: not a canonical schema (not a map)")
-    found = document.pop("format", None)
+    found = document.get("format")
     if found != CANONICAL_FORMAT:
         raise SchemaError(f"{source}: canonical schema format {found!r} is not known to this "
                           f"eventvault (it reads format {CANONICAL_FORMAT}); upgrade eventvault")

@@ -38,7 +38,10 @@ USER_TYPE = TypeSpec(
     natural_key=("username",),
 )
 
-_TOP_KEYS = {"name", "version", "types"}
+# `format`: the canonical map's own version (canonical.py), accepted so that the JSON shown
+# by `schema show --json` reads back; absent in a TOML file.
+_TOP_KEYS = {"format", "name", "version", "types"}
+FORMAT = 1
 _TYPE_KEYS = {"name", "table", "natural_key", "fields", "references", "writers"}
 _FIELD_KEYS = {"name", "kind", "required", "default", "renamed_from", "choices"}
 _REFERENCE_KEYS = {"name", "target", "required", "renamed_from"}
@@ -110,6 +113,9 @@ class _Reader:
 
     def schema(self, document: Mapping[str, Any]) -> Schema:
         self.unknown_keys(document, _TOP_KEYS, "")
+        if document.get("format", FORMAT) != FORMAT:
+            self.fail("", f"schema format {document['format']!r} is not known to this "
+                          f"eventvault (it reads format {FORMAT}); upgrade eventvault")
         name = self.take(document, "name", str, "", "", required=True)
         version = self.take(document, "version", int, "", 1, required=True)
         if version < 1:
@@ -147,8 +153,6 @@ class _Reader:
             if (spec := self.reference_spec(item, f"{where} references[{i}]", where))
         )
         natural_key = tuple(self.names(raw, "natural_key", where))
-        if "natural_key" in raw and not natural_key and not self.stored:
-            self.fail(where, "'natural_key' names no field (leave it out for none)")
         writers = tuple(sorted(set(self.names(raw, "writers", where)))) or ("admin",)
         spec = TypeSpec(name, table, fields, references, natural_key, writers)
         self.check_type(spec)
@@ -182,8 +186,6 @@ class _Reader:
         raw_choices = self.take(raw, "choices", list, where, [])
         if raw_choices and kind not in ("str", "int"):
             self.fail(where, f"choices are for str and int fields, not {kind}")
-        elif "choices" in raw and not self.stored and not raw_choices:
-            self.fail(where, "'choices' is empty (leave it out to allow any value)")
         for choice in raw_choices if kind in ("str", "int") else []:
             value = self.value(kind, choice, where, "choice")
             if value in choices:
