@@ -4,10 +4,17 @@ canonical form and hash, evolution, upcasting. No database."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import textwrap
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventvault import registry
 from eventvault.errors import SchemaError, UsageError
@@ -19,6 +26,7 @@ from eventvault.schemadoc import (
     evolve,
     from_canonical,
     from_document,
+    kinds,
     load,
     loads,
     schema_hash,
@@ -444,3 +452,176 @@ def test_an_invalid_history_is_refused_up_front() -> None:
                                            'kind = "int", default': 'kind = "float", default'}))])
     with pytest.raises(SchemaError, match="out of order"):
         Upcaster([loads(LIBRARY_V2), loads(LIBRARY_V1)])
+
+
+# --- value kinds ---------------------------------------------------------------------------
+
+UTC_2026 = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
+
+# (kind, Python or file value, stored value, text form)
+ROUND_TRIPS = [
+    ("str", "", "", ""),
+    ("str", "naïve ☃ 𝄞", "naïve ☃ 𝄞", "naïve ☃ 𝄞"),
+    ("int", 0, 0, "0"),
+    ("int", kinds.INT_MAX, kinds.INT_MAX, "9223372036854775807"),
+    ("int", kinds.INT_MIN, kinds.INT_MIN, "-9223372036854775808"),
+    ("bool", True, True, "true"),
+    ("bool", False, False, "false"),
+    ("float", 1.5, 1.5, "1.5"),
+    ("float", -0.0, 0.0, "0.0"),
+    ("float", 5e-324, 5e-324, "5e-324"),
+    ("float", 1.7976931348623157e308, 1.7976931348623157e308, "1.7976931348623157e+308"),
+    ("float", 3, 3.0, "3.0"),
+    ("decimal", "1.50", "1.50", "1.50"),
+    ("decimal", Decimal("-0.00"), "0.00", "0.00"),
+    ("decimal", "1E+2", "100", "100"),
+    ("decimal", 12, "12", "12"),
+    ("decimal", "-123456789012345678901234567890.000000001",
+     "-123456789012345678901234567890.000000001", "-123456789012345678901234567890.000000001"),
+    ("date", date(2026, 3, 1), "2026-03-01", "2026-03-01"),
+    ("date", date(1, 1, 1), "0001-01-01", "0001-01-01"),
+    ("datetime", UTC_2026, 1772357400123456, "2026-03-01T09:30:00.123456Z"),
+    ("datetime", datetime(2026, 3, 1, 10, 30, 0, 123456, tzinfo=timezone(timedelta(hours=1))),
+     1772357400123456, "2026-03-01T09:30:00.123456Z"),
+    ("datetime", "2026-03-01T09:30:00.123456Z", 1772357400123456, "2026-03-01T09:30:00.123456Z"),
+    ("datetime", datetime(1, 1, 1, tzinfo=UTC), kinds.DATETIME_MIN,
+     "0001-01-01T00:00:00.000000Z"),
+    ("datetime", datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), -1,
+     "1969-12-31T23:59:59.999999Z"),
+    ("json", {"b": [1, 2.5, None], "a": "x"}, '{"a":"x","b":[1,2.5,null]}',
+     '{"a":"x","b":[1,2.5,null]}'),
+    ("json", "text", '"text"', '"text"'),
+    ("json", {"big": 10**30, "é": True}, '{"big":1000000000000000000000000000000,"é":true}',
+     '{"big":1000000000000000000000000000000,"é":true}'),
+    ("bytes", b"\x00\xff", b"\x00\xff", "00ff"),
+    ("bytes", "00FF", b"\x00\xff", "00ff"),
+    ("bytes", b"", b"", ""),
+    ("uuid", "6F1C1F0E-5A0B-4C1E-9D43-2F6F0E7A9B10", "6f1c1f0e-5a0b-4c1e-9d43-2f6f0e7a9b10",
+     "6f1c1f0e-5a0b-4c1e-9d43-2f6f0e7a9b10"),
+    ("uuid", uuid.UUID(int=0), "00000000-0000-0000-0000-000000000000",
+     "00000000-0000-0000-0000-000000000000"),
+]
+
+
+@pytest.mark.parametrize(("kind", "value", "stored", "text"), ROUND_TRIPS)
+def test_every_kind_round_trips(kind: str, value: object, stored: object, text: str) -> None:
+    encoded = kinds.encode(kind, value)
+    assert encoded == stored and type(encoded) is kinds.STORED_TYPE[kind]
+    kinds.check(kind, encoded)
+    assert kinds.render(kind, encoded) == text
+    assert kinds.parse(kind, text) == stored  # the CLI's form comes back exactly
+    assert kinds.encode(kind, kinds.decode(kind, encoded)) == stored
+    assert kinds.encode(kind, kinds.file_value(kind, encoded)) == stored
+    # The payload representation survives msgpack exactly (no float, no ext types).
+    assert msgpack.unpackb(msgpack.packb(encoded, use_bin_type=True)) == stored
+
+
+def test_decoded_values_are_python_values() -> None:
+    assert kinds.decode("decimal", "1.50") == Decimal("1.50")
+    assert kinds.decode("date", "2026-03-01") == date(2026, 3, 1)
+    assert kinds.decode("datetime", 1772357400123456) == UTC_2026
+    assert kinds.decode("datetime", 1772357400123456).tzinfo is UTC
+    assert kinds.decode("json", '{"a":[1]}') == {"a": [1]}
+    assert kinds.decode("uuid", "00000000-0000-0000-0000-000000000000") == uuid.UUID(int=0)
+    assert math.copysign(1, kinds.encode("float", -0.0)) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kind", "value", "reason"), [
+    ("str", "a\x00b", "NUL"),
+    ("str", "\ud800", "lone surrogate"),
+    ("str", 5, "expected text, got int"),
+    ("int", True, "expected an integer, got bool"),
+    ("int", kinds.INT_MAX + 1, "64-bit range; use kind decimal"),
+    ("int", kinds.INT_MIN - 1, "64-bit range"),
+    ("int", 1.0, "expected an integer, got float"),
+    ("bool", 1, "expected true or false"),
+    ("float", math.nan, "finite"),
+    ("float", math.inf, "finite"),
+    ("float", 2**53 + 1, "not exactly representable"),
+    ("float", 10**400, "finite"),
+    ("float", False, "expected a number"),
+    ("decimal", 1.5, "write a decimal as a string"),
+    ("decimal", "NaN", "finite"),
+    ("decimal", "-Infinity", "finite"),
+    ("decimal", "1,5", "not a decimal"),
+    ("decimal", "1E+999", "longer than"),
+    ("date", datetime(2026, 1, 1, tzinfo=UTC), "expected a date, got datetime"),
+    ("date", "2026-02-30", "not a date"),
+    ("datetime", datetime(2026, 1, 1), "needs a zone"),
+    ("datetime", "2026-03-01T09:30:00", "needs a zone"),
+    ("datetime", 1772357400123456, "expected a date and time, got int"),
+    ("datetime", "yesterday", "not an ISO 8601"),
+    ("json", {"a": math.nan}, "NaN"),
+    ("json", {1: "a"}, "keys must be text"),
+    ("json", (1, 2), "tuple is not a JSON value"),
+    ("bytes", "0g", "not hexadecimal"),
+    ("uuid", "not-a-uuid", "is not a UUID"),
+])
+def test_bad_values_are_refused_with_the_reason(kind: str, value: object, reason: str) -> None:
+    with pytest.raises(kinds.KindError, match=re.escape(reason)):
+        kinds.encode(kind, value)
+
+
+@pytest.mark.parametrize(("kind", "text", "reason"), [
+    ("int", "1.5", "is not an integer"),
+    ("int", "99999999999999999999", "64-bit range"),
+    ("bool", "maybe", "is not true or false"),
+    ("float", "nan", "finite"),
+    ("float", "-inf", "finite"),
+    ("float", "abc", "is not a number"),
+    ("json", "{'a': 1}", "not JSON"),
+    ("json", "NaN", "JSON cannot hold NaN"),
+    ("json", "[1e999]", "NaN or infinity"),
+])
+def test_command_line_words_are_refused_with_the_reason(kind: str, text: str,
+                                                        reason: str) -> None:
+    with pytest.raises(kinds.KindError, match=re.escape(reason)):
+        kinds.parse(kind, text)
+
+
+@pytest.mark.parametrize(("kind", "stored"), [
+    ("decimal", "1e2"), ("decimal", "-0"), ("date", "20260301"), ("json", '{"b":1, "a":2}'),
+    ("uuid", "6F1C1F0E-5A0B-4C1E-9D43-2F6F0E7A9B10"), ("float", -0.0), ("float", math.nan),
+    ("datetime", kinds.DATETIME_MAX + 1), ("int", True), ("decimal", 1), ("bytes", "00"),
+])
+def test_a_stored_value_must_be_canonical(kind: str, stored: object) -> None:
+    with pytest.raises(kinds.KindError):
+        kinds.check(kind, stored)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=None))
+def test_decimals_keep_their_value_and_scale(value: Decimal) -> None:
+    try:
+        stored = kinds.encode("decimal", value)
+    except kinds.KindError:
+        return  # longer than DECIMAL_MAX_CHARS in plain digits
+    assert Decimal(stored) == value  # type: ignore[arg-type]
+    assert kinds.parse("decimal", stored) == stored  # type: ignore[arg-type]
+
+
+@settings(max_examples=50)  # zoneinfo look-ups make each example slow
+@given(st.datetimes(timezones=st.timezones()))
+def test_aware_datetimes_are_exact_to_the_microsecond(value: datetime) -> None:
+    try:
+        stored = kinds.encode("datetime", value)
+    except OverflowError:
+        return
+    # The same instant (compared in UTC: PEP 495 makes an ambiguous local time unequal to
+    # every time in another zone, though its offset, with `fold`, is well defined).
+    assert kinds.decode("datetime", stored) == value.astimezone(UTC)
+    kinds.check("datetime", stored)
+    assert kinds.parse("datetime", kinds.render("datetime", stored)) == stored
+
+
+@settings(max_examples=50)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text()
+                    | st.floats(allow_nan=False, allow_infinity=False),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=20))
+def test_json_values_round_trip(value: object) -> None:
+    try:
+        stored = kinds.encode("json", value)
+    except kinds.KindError:
+        return  # lone surrogates in generated text
+    assert kinds.decode("json", stored) == value
+    assert kinds.parse("json", stored) == stored  # type: ignore[arg-type]

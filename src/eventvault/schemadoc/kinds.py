@@ -213,14 +213,16 @@ def parse(kind: str, text: str) -> Stored:
             raise KindError(f"{text!r} is not true or false") from None
     if kind == "float":
         try:
-            return _float(float(text))
+            number = float(text)
         except ValueError:
             raise KindError(f"{text!r} is not a number") from None
+        return _float(number)
     if kind == "json":
         try:
-            return _json(json.loads(text, parse_constant=_no_constant))
+            value = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as error:
             raise KindError(f"not JSON: {error.msg} at character {error.pos}") from None
+        return _json(value)
     return _ENCODERS[kind](text)
 
 
