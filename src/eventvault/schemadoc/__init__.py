@@ -25,8 +25,8 @@ from eventvault.schemadoc.canonical import (
     to_plain,
 )
 from eventvault.schemadoc.evolve import Change, evolve
-from eventvault.schemadoc.model import FieldSpec, ReferenceSpec, Schema, TypeSpec
-from eventvault.schemadoc.parse import USER_TYPE, from_document, load, loads
+from eventvault.schemadoc.model import USER_TYPE, FieldSpec, ReferenceSpec, Schema, TypeSpec
+from eventvault.schemadoc.parse import from_document, load, loads
 from eventvault.schemadoc.upcast import Plan, Upcaster
 
 __all__ = [

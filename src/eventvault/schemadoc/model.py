@@ -79,3 +79,18 @@ class Schema:
     def referrers(self, target: str) -> list[tuple[TypeSpec, ReferenceSpec]]:
         """Every (type, reference) that can point at entities of type `target`."""
         return [(t, r) for t in self.types for r in t.references if r.target == target]
+
+
+USER_ROLES = ("admin", "author", "reviewer", "viewer")
+# The `user` type is always present: actors, roles and the system's own admin are users.
+# A schema may declare it (to add fields or roles); one that does not gets this one.
+USER_TYPE = TypeSpec(
+    "user", "users",
+    (
+        FieldSpec("username"),
+        FieldSpec("email", required=False, default=""),
+        FieldSpec("role", default="viewer", choices=USER_ROLES),
+        FieldSpec("active", "bool", default=True),
+    ),
+    natural_key=("username",),
+)

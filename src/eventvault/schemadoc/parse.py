@@ -14,7 +14,8 @@ from typing import Any
 
 from eventvault.errors import SchemaError
 from eventvault.schemadoc import kinds
-from eventvault.schemadoc.model import FieldSpec, ReferenceSpec, Schema, TypeSpec
+from eventvault.schemadoc.model import USER_TYPE, FieldSpec, ReferenceSpec, Schema, TypeSpec
+from eventvault.schemadoc.order import dependency_order, required_cycle
 
 # Lowercase ASCII: one spelling on every engine, no quoting surprises, and short enough that
 # a reference's "<name>_id" column fits PostgreSQL's 63-byte identifiers.
@@ -23,20 +24,6 @@ RESERVED_TABLES = frozenset({"events", "vault_meta", "alembic_version"})
 RESERVED_PREFIXES = ("sqlite_", "pg_")
 RESERVED_COLUMNS = frozenset({"id", "uuid", "version"})  # every projection table has them
 UNKEYABLE_KINDS = frozenset({"float", "json"})  # equality too loose or values too large
-
-USER_ROLES = ("admin", "author", "reviewer", "viewer")
-# The `user` type is always present: actors, roles and the system's own admin are users.
-# A schema may declare it (to add fields or roles); one that does not gets this one.
-USER_TYPE = TypeSpec(
-    "user", "users",
-    (
-        FieldSpec("username"),
-        FieldSpec("email", required=False, default=""),
-        FieldSpec("role", default="viewer", choices=USER_ROLES),
-        FieldSpec("active", "bool", default=True),
-    ),
-    natural_key=("username",),
-)
 
 # `format`: the canonical map's own version (canonical.py), accepted so that the JSON shown
 # by `schema show --json` reads back; absent in a TOML file.
@@ -132,7 +119,7 @@ class _Reader:
         if not any(t.name == "user" for t in types):
             types.insert(0, USER_TYPE)
         self.cross_check(types)
-        return Schema(name, version, _dependency_order(types) or tuple(types))
+        return Schema(name, version, dependency_order(types) or tuple(types))
 
     def type_spec(self, raw: Mapping[str, Any], index: int) -> TypeSpec | None:
         name = self.take(raw, "name", str, f"types[{index}]", required=True)
@@ -281,8 +268,8 @@ class _Reader:
                     self.fail(f"type '{spec.name}'", f"writer '{role}' is not a role "
                                                      f"(roles: {', '.join(map(str, roles))})")
         targets_known = all(r.target in names for t in types for r in t.references)
-        if targets_known and _dependency_order(types) is None:
-            stuck = _required_cycle(types)
+        if targets_known and dependency_order(types) is None:
+            stuck = required_cycle(types)
             self.fail("", f"required references form a cycle ({' -> '.join(stuck)}): no "
                           "entity on it could be created first; make one optional")
 
@@ -304,47 +291,3 @@ class _Reader:
 
 _ARTICLE = {"str": "a string", "int": "an integer", "bool": "true or false",
             "list": "a list", "tuple": "a list"}
-
-
-def _dependency_order(types: list[TypeSpec]) -> tuple[TypeSpec, ...] | None:
-    """Declaration order, moved only as references need. A type is placed once every type it
-    references is (optional self-references aside); on a cycle, one whose unplaced references
-    are all optional goes first. None: a cycle of required references."""
-    placed: set[str] = set()
-    order: list[TypeSpec] = []
-    pending = list(types)
-    while pending:
-        ready = next((t for t in pending if all(
-            r.target in placed or (r.target == t.name and not r.required)
-            for r in t.references)), None)
-        if ready is None:
-            ready = next((t for t in pending if all(
-                r.target in placed or not r.required for r in t.references)), None)
-        if ready is None:
-            return None
-        pending.remove(ready)
-        placed.add(ready.name)
-        order.append(ready)
-    return tuple(order)
-
-
-def _required_cycle(types: list[TypeSpec]) -> list[str]:
-    """One cycle of required references, as type names, for the error message."""
-    edges = {t.name: [r.target for r in t.references if r.required] for t in types}
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> list[str]:
-        if node in path:
-            return [*path[path.index(node):], node]
-        if node in done:
-            return []
-        for target in edges.get(node, []):
-            if found := visit(target, [*path, node]):
-                return found
-        done.add(node)
-        return []
-
-    for start in edges:
-        if found := visit(start, []):
-            return found
-    return []
