@@ -23,12 +23,16 @@ from eventvault.schemadoc import (
     Upcaster,
     canonical,
     default_schema,
+    encode_field,
     evolve,
     from_canonical,
     from_document,
     kinds,
     load,
     loads,
+    parse_assignments,
+    parse_field,
+    payload_problems,
     schema_hash,
     to_json,
     to_plain,
@@ -625,3 +629,59 @@ def test_json_values_round_trip(value: object) -> None:
         return  # lone surrogates in generated text
     assert kinds.decode("json", stored) == value
     assert kinds.parse("json", stored) == stored  # type: ignore[arg-type]
+
+
+# --- field values of one type ------------------------------------------------------------
+
+
+def test_command_line_assignments_become_stored_values() -> None:
+    book = loads(LIBRARY_V2).type("book")
+    assert book is not None
+    assert parse_assignments(book, ["price=1.50", "title=Dune", "isbn=", "author=author:Frank"]) \
+        == {"price": "1.50", "title": "Dune", "isbn": "", "author": "author:Frank"}
+    loan = loads(LIBRARY_V2).type("loan")
+    assert parse_field(loan, "due", "2026-03-01") == "2026-03-01"  # type: ignore[arg-type]
+    assert parse_field(loan, "returned", "yes") is True  # type: ignore[arg-type]
+    role = default_schema().type("user")
+    assert parse_field(role, "role", "author") == "author"  # type: ignore[arg-type]
+    assert encode_field(book, "price", Decimal("2.5")) == "2.5"
+    assert encode_field(book, "isbn", None) is None
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    (["price=1.5x"], "book field 'price' (decimal): '1.5x' is not a decimal number"),
+    (["price="], "book field 'price' (decimal) cannot be empty"),
+    (["pages=3"], "book has no field 'pages' (fields: title, isbn, price, author)"),
+    (["title"], "--set 'title': expected FIELD=VALUE"),
+    (["title=a", "title=b"], "book field 'title' is set twice"),
+])
+def test_bad_assignments_name_the_field(words: list[str], message: str) -> None:
+    book = loads(LIBRARY_V2).type("book")
+    with pytest.raises(UsageError) as raised:
+        parse_assignments(book, words)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+def test_values_outside_the_choices_are_refused() -> None:
+    user = default_schema().type("user")
+    with pytest.raises(UsageError, match="user field 'role': 'boss' is not one of admin, "
+                                         "author, reviewer, viewer"):
+        parse_field(user, "role", "boss")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="user field 'active' cannot be empty"):
+        encode_field(user, "active", None)  # type: ignore[arg-type]
+
+
+def test_stored_payloads_are_checked_against_the_type() -> None:
+    book = loads(LIBRARY_V2).type("book")
+    assert book is not None
+    assert payload_problems(book, {"title": "t", "price": "1.50", "isbn": None,
+                                   "author": "6f1c1f0e-5a0b-4c1e-9d43-2f6f0e7a9b10"}) == []
+    assert payload_problems(book, {"title": None, "price": 1.5, "pages": 3, "author": 7}) == [
+        "book field 'title' cannot be empty",
+        "book field 'price': stored decimal is float, not str",
+        "book has no field 'pages'",
+        "book field 'author' holds int, not a UUID",
+    ]
+    user = default_schema().type("user")
+    assert payload_problems(user, {"role": "boss"}) == [  # type: ignore[arg-type]
+        "user field 'role': 'boss' is not one of the choices"]

@@ -4,7 +4,9 @@ A schema *document* (TOML, docs/SCHEMA.md) declares entity types, their fields, 
 natural keys and writers. This package is the pure part: parse and check a document
 (`load`, `loads`), its canonical bytes and hash (`canonical`, `schema_hash`, `from_canonical`),
 the rules for moving from one version to the next (`evolve`), upcasting payloads written under
-an older version (`Upcaster`), and the value kinds (`kinds`). It touches no database.
+an older version (`Upcaster`), the value kinds (`kinds`) and field values of one type
+(`parse_field`, `parse_assignments`, `encode_field`, `payload_problems`). It touches no
+database.
 
 Named `schemadoc` because `eventvault.schema` already manages the vault's own alembic schema.
 """
@@ -28,6 +30,12 @@ from eventvault.schemadoc.evolve import Change, evolve
 from eventvault.schemadoc.model import USER_TYPE, FieldSpec, ReferenceSpec, Schema, TypeSpec
 from eventvault.schemadoc.parse import from_document, load, loads
 from eventvault.schemadoc.upcast import Plan, Upcaster
+from eventvault.schemadoc.values import (
+    encode_field,
+    parse_assignments,
+    parse_field,
+    payload_problems,
+)
 
 __all__ = [
     "CANONICAL_FORMAT",
@@ -42,12 +50,16 @@ __all__ = [
     "Upcaster",
     "canonical",
     "default_schema",
+    "encode_field",
     "evolve",
     "from_canonical",
     "from_document",
     "kinds",
     "load",
     "loads",
+    "parse_assignments",
+    "parse_field",
+    "payload_problems",
     "schema_hash",
     "to_json",
     "to_plain",
