@@ -10,6 +10,7 @@ import textwrap
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -37,6 +38,8 @@ from eventvault.schemadoc import (
     to_json,
     to_plain,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # DESIGN.md's library, before and after: v2 renames book.code to isbn, adds a defaulted price
 # and a loan type referencing book and user (a type the schema does not declare: injected).
@@ -685,3 +688,16 @@ def test_stored_payloads_are_checked_against_the_type() -> None:
     user = default_schema().type("user")
     assert payload_problems(user, {"role": "boss"}) == [  # type: ignore[arg-type]
         "user field 'role': 'boss' is not one of the choices"]
+
+
+def test_the_documented_example_and_errors_are_true() -> None:
+    doc = (ROOT / "docs" / "SCHEMA.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    assert loads(example) == loads(LIBRARY_V2)
+    shown = re.search(r"problems? in a file.*?```\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    bad = (example.replace('default = "0.00"', 'default = "1,50"')
+           .replace('target = "book"', 'target = "books"'))
+    with pytest.raises(SchemaError) as raised:
+        loads(bad, "lib.toml")
+    assert str(raised.value) + "\n" == shown
+    assert schema_hash(default_schema()) in doc
