@@ -21,6 +21,7 @@ from eventvault import registry
 from eventvault.errors import SchemaError, UsageError
 from eventvault.schemadoc import (
     USER_TYPE,
+    Schema,
     Upcaster,
     canonical,
     default_schema,
@@ -701,3 +702,22 @@ def test_the_documented_example_and_errors_are_true() -> None:
         loads(bad, "lib.toml")
     assert str(raised.value) + "\n" == shown
     assert schema_hash(default_schema()) in doc
+
+
+def test_upcasting_renames_that_swap_names_across_versions() -> None:
+    def version(number: int, fields: str) -> Schema:
+        return loads(schema_with(f'[[types]]\nname = "a"\ntable = "as"\nfields = [{fields}]',
+                                 header=f'name = "t"\nversion = {number}\n'))
+
+    v1 = version(1, '{ name = "x", kind = "str" }, { name = "y", kind = "str" }')
+    v2 = version(2, '{ name = "x", kind = "str" }, '
+                    '{ name = "z", kind = "str", renamed_from = "y" }')
+    v3 = version(3, '{ name = "y", kind = "str", renamed_from = "x" }, '
+                    '{ name = "z", kind = "str", renamed_from = "y" }')
+    upcaster = Upcaster([v1, v2, v3])
+    assert upcaster.plan("a", 1).renames == {"x": "y", "y": "z"}  # type: ignore[union-attr]
+    assert upcaster.upcast("a", 1, {"x": "X", "y": "Y"}, created=True) == {"y": "X", "z": "Y"}
+    # Within one version a rename to a name that is still a field would be ambiguous.
+    with pytest.raises(SchemaError, match="renamed_from 'y', which is a field of this version"):
+        version(2, '{ name = "y", kind = "str", renamed_from = "x" }, '
+                   '{ name = "z", kind = "str", renamed_from = "y" }')
