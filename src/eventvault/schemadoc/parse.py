@@ -228,10 +228,10 @@ class _Reader:
                 self.fail(where, f"field '{name}' clashes with reference '{columns[name]}' "
                                  "(stored in column {name})")
         for item in (*spec.fields, *spec.references):
-            if item.renamed_from is not None and (item.renamed_from == item.name
-                                                  or item.renamed_from in seen):
-                self.fail(where, f"field '{item.name}' is renamed_from "
-                                 f"'{item.renamed_from}', which is a field of this version")
+            # A renamed_from naming another current field is a stale one (that rename happened
+            # versions ago) and is ignored; evolve refuses a rename it would make ambiguous.
+            if item.renamed_from == item.name:
+                self.fail(where, f"field '{item.name}' is renamed_from itself")
         for name in spec.natural_key:
             field, reference = spec.field(name), spec.reference(name)
             if field is None and reference is None:
