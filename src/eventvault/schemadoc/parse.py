@@ -104,6 +104,8 @@ class _Reader:
             self.fail("", f"schema format {document['format']!r} is not known to this "
                           f"eventvault (it reads format {FORMAT}); upgrade eventvault")
         name = self.take(document, "name", str, "", "", required=True)
+        if "name" in document and not str(name).strip():
+            self.fail("", "'name' is empty")
         version = self.take(document, "version", int, "", 1, required=True)
         if version < 1:
             self.fail("", "'version' must be 1 or more")
