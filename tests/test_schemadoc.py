@@ -38,6 +38,7 @@ from eventvault.schemadoc import (
     schema_hash,
     to_json,
     to_plain,
+    to_toml,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -722,3 +723,87 @@ def test_upcasting_renames_that_swap_names_across_versions() -> None:
     with pytest.raises(SchemaError, match="field 'x': is removed"):
         evolve(v1, version(2, '{ name = "y", kind = "str", renamed_from = "x" }, '
                               '{ name = "z", kind = "str", renamed_from = "y" }'))
+
+
+EVERY_KIND = """
+name = "kinds"
+version = 1
+
+[[types]]
+name = "sample"
+table = "samples"
+natural_key = ["s", "d"]
+writers = ["reviewer", "admin"]
+references = [{ name = "owner", target = "user", required = false, renamed_from = "holder" }]
+
+[[types.fields]]
+name = "s"
+kind = "str"
+default = "tab\\t \\"quoted\\" \\u007f é"
+choices = ["tab\\t \\"quoted\\" \\u007f é", "b"]
+
+[[types.fields]]
+name = "i"
+kind = "int"
+default = -9223372036854775808
+choices = [-9223372036854775808, 2]
+
+[[types.fields]]
+name = "b"
+kind = "bool"
+default = false
+required = false
+
+[[types.fields]]
+name = "f"
+kind = "float"
+default = 1e-05
+
+[[types.fields]]
+name = "m"
+kind = "decimal"
+default = "-1.50"
+
+[[types.fields]]
+name = "d"
+kind = "date"
+default = 2026-03-01
+
+[[types.fields]]
+name = "t"
+kind = "datetime"
+default = 2026-03-01T09:30:00.5+01:00
+
+[[types.fields]]
+name = "j"
+kind = "json"
+default = { "a key" = [1, 2.5, "x", true, {}], big = 100000000000000000000 }
+
+[[types.fields]]
+name = "y"
+kind = "bytes"
+default = "00ff"
+
+[[types.fields]]
+name = "u"
+kind = "uuid"
+default = "6F1C1F0E-5A0B-4C1E-9D43-2F6F0E7A9B10"
+renamed_from = "old_u"
+"""
+
+
+def test_a_schema_written_as_toml_reads_back_the_same() -> None:
+    for schema in (default_schema(), loads(LIBRARY_V2), loads(EVERY_KIND)):
+        assert loads(to_toml(schema)) == schema
+    assert to_toml(default_schema()).startswith('name = "dms"\nversion = 1\n\n[[types]]\n')
+    sample = loads(EVERY_KIND).type("sample")
+    assert sample is not None and sample.field("t").default == 1772353800500000  # type: ignore[union-attr]
+    assert sample.field("j").default == (  # type: ignore[union-attr]
+        '{"a key":[1,2.5,"x",true,{}],"big":100000000000000000000}')
+
+
+def test_a_json_default_holding_null_cannot_be_written_as_toml() -> None:
+    document = json.loads(to_json(loads(EVERY_KIND)))
+    document["types"][1]["fields"][7]["default"] = {"a": None}
+    with pytest.raises(SchemaError, match="null cannot be written as TOML"):
+        to_toml(from_document(document))

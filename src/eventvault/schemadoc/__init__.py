@@ -2,11 +2,11 @@
 
 A schema *document* (TOML, docs/SCHEMA.md) declares entity types, their fields, references,
 natural keys and writers. This package is the pure part: parse and check a document
-(`load`, `loads`), its canonical bytes and hash (`canonical`, `schema_hash`, `from_canonical`),
-the rules for moving from one version to the next (`evolve`), upcasting payloads written under
-an older version (`Upcaster`), the value kinds (`kinds`) and field values of one type
-(`parse_field`, `parse_assignments`, `encode_field`, `payload_problems`). It touches no
-database.
+(`load`, `loads`) and write it back (`to_toml`, `to_json`); its canonical bytes and hash
+(`canonical`, `schema_hash`, `from_canonical`); the rules for moving from one version to the
+next (`evolve`); upcasting payloads written under an older version (`Upcaster`); the value
+kinds (`kinds`) and the field values of one type (`parse_field`, `parse_assignments`,
+`encode_field`, `payload_problems`). It touches no database.
 
 Named `schemadoc` because `eventvault.schema` already manages the vault's own alembic schema.
 """
@@ -29,6 +29,7 @@ from eventvault.schemadoc.canonical import (
 from eventvault.schemadoc.evolve import Change, evolve
 from eventvault.schemadoc.model import USER_TYPE, FieldSpec, ReferenceSpec, Schema, TypeSpec
 from eventvault.schemadoc.parse import from_document, load, loads
+from eventvault.schemadoc.show import to_toml
 from eventvault.schemadoc.upcast import Plan, Upcaster
 from eventvault.schemadoc.values import (
     encode_field,
@@ -63,6 +64,7 @@ __all__ = [
     "schema_hash",
     "to_json",
     "to_plain",
+    "to_toml",
 ]
 
 
