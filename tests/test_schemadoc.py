@@ -685,8 +685,10 @@ def test_stored_payloads_are_checked_against_the_type() -> None:
         "book field 'title' cannot be empty",
         "book field 'price': stored decimal is float, not str",
         "book has no field 'pages'",
-        "book field 'author' holds int, not a UUID",
+        "book field 'author' holds 7, not a UUID",
     ]
+    assert payload_problems(book, {"author": "author:Frank"}) == [
+        "book field 'author' holds 'author:Frank', not a UUID"]
     user = default_schema().type("user")
     assert payload_problems(user, {"role": "boss"}) == [  # type: ignore[arg-type]
         "user field 'role': 'boss' is not one of the choices"]

@@ -77,7 +77,8 @@ def encode_field(spec: TypeSpec, name: str, value: object) -> kinds.Stored | Non
 def payload_problems(spec: TypeSpec, payload: Mapping[str, object]) -> list[str]:
     """What is wrong with a stored payload of this type, one line per field (for verify):
     unknown names, empty required fields, values not in their kind's canonical form, values
-    outside the choices. References are only checked to be text; the fold resolves them."""
+    outside the choices. References are checked to be UUIDs; whether the entity exists is the
+    fold's business."""
     problems: list[str] = []
     for name, value in payload.items():
         field, reference = spec.field(name), spec.reference(name)
@@ -88,8 +89,10 @@ def payload_problems(spec: TypeSpec, payload: Mapping[str, object]) -> list[str]
             if (field or reference).required:  # type: ignore[union-attr]
                 problems.append(f"{where} cannot be empty")
         elif field is None:
-            if type(value) is not str:
-                problems.append(f"{where} holds {type(value).__name__}, not a UUID")
+            try:
+                kinds.check("uuid", value)  # an event stores a reference as its target's UUID
+            except kinds.KindError:
+                problems.append(f"{where} holds {value!r}, not a UUID")
         else:
             try:
                 kinds.check(field.kind, value)
