@@ -41,6 +41,7 @@ from eventvault.errors import (
     NotAVaultError,
     PackageError,
     PermissionDeniedError,
+    SchemaError,
     StoreUnavailableError,
     UsageError,
     ValidationError,
@@ -95,7 +96,8 @@ __all__ = [
     "AuditEvent", "Commands", "ConcurrencyError", "DanglingReferenceError",
     "EntityAbsentError", "EntityState", "EventVaultError", "History", "IntegrityError",
     "NotAVaultError", "PackageError", "Page", "PermissionDeniedError", "ReplayResult", "Report",
-    "SnapshotResult", "Status", "StoreUnavailableError", "UsageError", "ValidationError", "Vault",
+    "SchemaError", "SnapshotResult", "Status", "StoreUnavailableError", "UsageError",
+    "ValidationError", "Vault",
     "__version__", "actor_events", "as_of", "audit", "audit_log", "history", "parse_time",
     "replay", "snapshot", "verify", "verify_packages", "verify_vault",
 ]

@@ -49,3 +49,15 @@ class DanglingReferenceError(IntegrityError):
 
 class PackageError(IntegrityError):
     """A package is corrupt, truncated, of an unknown format or out of order."""
+
+
+class SchemaError(UsageError):
+    """A schema document, or a change from one schema version to the next, is invalid.
+
+    `problems` holds one self-contained line per problem; the message is those lines, so a
+    user fixing a schema file sees every mistake at once rather than one per attempt.
+    """
+
+    def __init__(self, problems: list[str] | tuple[str, ...] | str) -> None:
+        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
+        super().__init__("\n".join(self.problems))

@@ -1,0 +1,75 @@
+"""Schemas as data: the entity types a vault holds, declared in a document, not in code.
+
+A schema *document* (TOML, docs/SCHEMA.md) declares entity types, their fields, references,
+natural keys and writers. This package is the pure part: parse and check a document
+(`load`, `loads`) and write it back (`to_toml`, `to_json`); its canonical bytes and hash
+(`canonical`, `schema_hash`, `from_canonical`); the rules for moving from one version to the
+next (`evolve`); upcasting payloads written under an older version (`Upcaster`); the value
+kinds (`kinds`) and the field values of one type (`parse_field`, `parse_assignments`,
+`encode_field`, `payload_problems`). It touches no database.
+
+Named `schemadoc` because `eventvault.schema` already manages the vault's own alembic schema.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from eventvault.errors import SchemaError
+from eventvault.schemadoc import kinds
+from eventvault.schemadoc.canonical import (
+    CANONICAL_FORMAT,
+    canonical,
+    from_canonical,
+    schema_hash,
+    to_json,
+    to_plain,
+)
+from eventvault.schemadoc.evolve import Change, evolve
+from eventvault.schemadoc.model import USER_TYPE, FieldSpec, ReferenceSpec, Schema, TypeSpec
+from eventvault.schemadoc.parse import from_document, load, loads
+from eventvault.schemadoc.show import to_toml
+from eventvault.schemadoc.upcast import Plan, Upcaster
+from eventvault.schemadoc.values import (
+    encode_field,
+    parse_assignments,
+    parse_field,
+    payload_problems,
+)
+
+__all__ = [
+    "CANONICAL_FORMAT",
+    "USER_TYPE",
+    "Change",
+    "FieldSpec",
+    "Plan",
+    "ReferenceSpec",
+    "Schema",
+    "SchemaError",
+    "TypeSpec",
+    "Upcaster",
+    "canonical",
+    "default_schema",
+    "encode_field",
+    "evolve",
+    "from_canonical",
+    "from_document",
+    "kinds",
+    "load",
+    "loads",
+    "parse_assignments",
+    "parse_field",
+    "payload_problems",
+    "schema_hash",
+    "to_json",
+    "to_plain",
+    "to_toml",
+]
+
+
+@functools.cache
+def default_schema() -> Schema:
+    """The story's reference domain (dms.toml, shipped inside the package)."""
+    text = resources.files(__package__).joinpath("dms.toml").read_text(encoding="utf-8")
+    return loads(text, "dms.toml")
