@@ -270,18 +270,38 @@ def parse_at(at: str | None) -> int | None:
 
 
 @cli.command()
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="The package file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="The package file to write (a path or s3://bucket/key).")
 @click.option("--since", type=click.Path(dir_okay=False), metavar="BASE.evpkg",
               help="Write an incremental package continuing BASE's head.")
+@click.option("--repo", metavar="LOCATION",
+              help="Write into this repository (a directory or s3://bucket/prefix), "
+                   "incremental on its latest package of this vault.")
+@click.option("--full", is_flag=True, help="With --repo: a full package, not an increment.")
+@click.option("--encrypt", is_flag=True,
+              help="With -o: encrypt the package (passphrase: env EVENTVAULT_PASSPHRASE).")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Read the passphrase from FILE's first line.")
 @point_options
 @pass_context
-def snapshot(context: Context, output: str, since: str | None, at: str | None,
+def snapshot(context: Context, output: str | None, since: str | None, repo: str | None,
+             full: bool, encrypt: bool, passphrase_file: str | None, at: str | None,
              until_seq: int | None) -> None:
     """Write the log (or its part up to --at/--seq) as a verifiable package."""
     from eventvault.snapshot import snapshot as write_snapshot
 
-    result = write_snapshot(context.vault, output, since=since, until_seq=until_seq,
+    if (output is None) == (repo is None):
+        raise UsageError("give either -o FILE or --repo LOCATION")
+    if repo is not None or encrypt or output.startswith("s3://"):  # type: ignore[union-attr]
+        from eventvault.repo_cli import snapshot_elsewhere
+
+        snapshot_elsewhere(context.vault, output, repo, full=full, encrypt=encrypt,
+                           passphrase_file=passphrase_file, since=since,
+                           until_seq=until_seq, at=parse_at(at))
+        return
+    if full:
+        raise UsageError("--full goes with --repo")
+    result = write_snapshot(context.vault, output, since=since, until_seq=until_seq,  # type: ignore[arg-type]
                             at=parse_at(at))
     footer = result.footer
     click.echo(f"wrote {result.path}: {footer.event_count} events (seq {result.base_seq + 1}-"
@@ -291,7 +311,13 @@ def snapshot(context: Context, output: str, since: str | None, at: str | None,
 
 
 @cli.command()
-@click.argument("packages", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.argument("packages", nargs=-1, type=click.Path(dir_okay=True))
+@click.option("--repo", metavar="LOCATION",
+              help="Restore from this repository: it picks the packages for the point.")
+@click.option("--vault", "vault_id", metavar="ID",
+              help="With --repo holding several vaults' packages: which vault.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="For encrypted packages: the passphrase [default: env EVENTVAULT_PASSPHRASE].")
 @click.option("--replace", is_flag=True,
               help="Restore over a non-empty vault (a safety snapshot of it is written first).")
 @click.option("--safety-snapshot", type=click.Path(dir_okay=False), metavar="FILE",
@@ -301,17 +327,23 @@ def snapshot(context: Context, output: str, since: str | None, at: str | None,
 @click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True,
               help="Who requests the restore (recorded as a restore_job).")
 @pass_context
-def replay(context: Context, packages: tuple[str, ...], replace: bool,
-           safety_snapshot: str | None, dry_run: bool, at: str | None, until_seq: int | None,
-           actor: str) -> None:
-    """Rebuild the --db vault from PACKAGES (a full package, then its increments in order)."""
+def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_id: str | None,
+           passphrase_file: str | None, replace: bool, safety_snapshot: str | None,
+           dry_run: bool, at: str | None, until_seq: int | None, actor: str) -> None:
+    """Rebuild the --db vault from PACKAGES (a full package, then its increments in order;
+    paths or s3://bucket/key) or from the packages --repo picks for the point."""
     from eventvault.replay import replay as run_replay
+    from eventvault.repo_cli import packages_to_replay
 
-    result = run_replay(
-        context.vault, packages, replace=replace, dry_run=dry_run, actor=actor,
-        until_seq=until_seq, at=parse_at(at), safety_path=safety_snapshot,
-        progress=progress_printer(), command=context.command,
-    )
+    if bool(packages) == bool(repo):
+        raise UsageError("give either PACKAGES or --repo LOCATION")
+    with packages_to_replay(packages, repo, vault_id, passphrase_file, until_seq,
+                            parse_at(at)) as local:
+        result = run_replay(
+            context.vault, local, replace=replace, dry_run=dry_run, actor=actor,
+            until_seq=until_seq, at=parse_at(at), safety_path=safety_snapshot,
+            progress=progress_printer(), command=context.command,
+        )
     if result.safety_snapshot:
         click.echo(f"safety snapshot of the replaced vault: {result.safety_snapshot}")
     verb = "dry run: would restore" if result.dry_run else "restored"
@@ -419,3 +451,7 @@ def fail(message: str, code: int) -> int:
 from eventvault.audit_cli import audit  # noqa: E402  (sub-commands live in their own module)
 
 cli.add_command(audit)
+
+from eventvault.repo_cli import repo  # noqa: E402
+
+cli.add_command(repo)

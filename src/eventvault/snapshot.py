@@ -54,9 +54,12 @@ def snapshot(
     vault: Vault, path: str | os.PathLike[str], *, since: str | os.PathLike[str] | None = None,
     until_seq: int | None = None, at: int | None = None,
     frame_events: int = 4096, connection: Connection | None = None,
+    base_head: tuple[str, int, bytes] | None = None,
 ) -> SnapshotResult:
-    """Write a package of the log (up to `until_seq` or time `at`), optionally incremental;
-    read in the caller's `connection` when given (a replace holds its lock through it)."""
+    """Write a package of the log (up to `until_seq` or time `at`), optionally incremental:
+    on the package `since`, or on the (vault id, head seq, head hash) `base_head` of a
+    package kept elsewhere (a repository); read in the caller's `connection` when given (a
+    replace holds its lock through it)."""
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file name for the package")
@@ -78,6 +81,13 @@ def snapshot(
                 raise UsageError(f"{since} was written from another vault")
             if base_seq > stop:
                 raise UsageError(f"{since} already goes to seq {base_seq}, beyond seq {stop}")
+        elif base_head is not None:
+            base_vault, base_seq, base_hash = base_head
+            if base_vault != vault.vault_id(connection):
+                raise UsageError("the base package was written from another vault")
+            if base_seq > stop:
+                raise UsageError(f"the base package already goes to seq {base_seq}, beyond "
+                                 f"seq {stop}; use --full for a package of an earlier point")
         header = PackageHeader(
             format_version=FORMAT_VERSION, schema_revision=schema.head_revision(),
             vault_id=vault.vault_id(connection), base_seq=base_seq, base_hash=base_hash,
