@@ -38,11 +38,15 @@ def repo() -> None:
 @repo.command("init")
 @click.argument("location")
 @click.option("--encrypt", is_flag=True, help="Encrypt every package and its metadata.")
+@click.option("--scrypt-log-n", type=click.IntRange(10, 20), default=17, hidden=True,
+              help="scrypt cost 2^N of opening the repository (tests use less).")
 @passphrase_option
-def repo_init(location: str, encrypt: bool, passphrase_file: str | None) -> None:
+def repo_init(location: str, encrypt: bool, scrypt_log_n: int,
+              passphrase_file: str | None) -> None:
     """Create an empty repository at LOCATION."""
     passphrase = crypto.read_passphrase(passphrase_file) if encrypt else None
-    repository = Repository.init(location, encrypt=encrypt, passphrase=passphrase)
+    repository = Repository.init(location, encrypt=encrypt, passphrase=passphrase,
+                                 scrypt_n=1 << scrypt_log_n)
     kind = "encrypted (AES-256-GCM)" if encrypt else "unencrypted"
     click.echo(f"created {kind} repository {repository.id} at {location}")
 

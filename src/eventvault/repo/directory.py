@@ -97,6 +97,14 @@ class DirectoryStore:
                 found.append(ObjectInfo(name, path.stat().st_size))
         return sorted(found, key=lambda info: info.name)
 
+    def prepare(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.location} is a file, not a directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.location}: cannot create ({exc.strerror})") from None
+
     def delete(self, name: str) -> None:
         try:
             self._path(name).unlink()

@@ -82,8 +82,10 @@ def private_directory() -> Iterator[Path]:
 
 
 class Repository:
-    def __init__(self, store: Store, config: dict[str, Any], data_key: bytes | None) -> None:
+    def __init__(self, store: Store, config: dict[str, Any], data_key: bytes | None,
+                 scrypt_n: int = crypto.SCRYPT_N) -> None:
         self.store = store
+        self.scrypt_n = scrypt_n  # a new key costs what the one that opened it costs
         self.id: str = config["id"]
         self.encrypted = config["encryption"] != "none"
         self._data_key = data_key
@@ -95,13 +97,11 @@ class Repository:
     # --- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, location: str, *, encrypt: bool, passphrase: str | None,
+    def init(cls, location: str | Store, *, encrypt: bool, passphrase: str | None,
              scrypt_n: int = crypto.SCRYPT_N) -> Repository:
-        store = open_store(location)
-        if hasattr(store, "create_bucket"):
-            store.create_bucket()
-        elif store.location and Path(location).exists() and not Path(location).is_dir():
-            raise UsageError(f"{location} is a file, not a directory")
+        store = open_store(location) if isinstance(location, str) else location
+        location = store.location
+        store.prepare()
         try:
             store.get_bytes("config")
             raise UsageError(f"{location} holds a repository already")
@@ -119,11 +119,12 @@ class Repository:
             slot = crypto.wrap_key(data_key, passphrase, config["id"].encode(), n=scrypt_n)
             store.put_bytes(f"{KEYS}{crypto.slot_id(slot)}", json.dumps(slot).encode())
         store.put_bytes("config", json.dumps(config, indent=1).encode())  # last: commits init
-        return cls(store, config, data_key)
+        return cls(store, config, data_key, scrypt_n)
 
     @classmethod
-    def open(cls, location: str, passphrase: str | None = None) -> Repository:
-        store = open_store(location)
+    def open(cls, location: str | Store, passphrase: str | None = None) -> Repository:
+        store = open_store(location) if isinstance(location, str) else location
+        location = store.location
         try:
             config = json.loads(store.get_bytes("config"))
             valid = (config.get("format") == "eventvault-repository"
@@ -139,13 +140,13 @@ class Repository:
         if config.get("version") != REPOSITORY_FORMAT:
             raise RepositoryError(f"{location}: repository version {config.get('version')} is "
                                   "not supported by this eventvault (upgrade eventvault)")
-        data_key = None
-        if config["encryption"] != "none":
-            slots = [slot for _, slot in cls._slots(store)]
-            if not slots:
-                raise RepositoryError(f"{location}: the repository is encrypted but has no keys")
-            data_key, _ = crypto.unwrap_key(slots, passphrase, config["id"].encode(), location)
-        return cls(store, config, data_key)
+        if config["encryption"] == "none":
+            return cls(store, config, None)
+        slots = [slot for _, slot in cls._slots(store)]
+        if not slots:
+            raise RepositoryError(f"{location}: the repository is encrypted but has no keys")
+        data_key, slot = crypto.unwrap_key(slots, passphrase, config["id"].encode(), location)
+        return cls(store, config, data_key, int(slot["n"]))
 
     @staticmethod
     def _slots(store: Store) -> list[tuple[str, dict[str, Any]]]:
@@ -162,10 +163,10 @@ class Repository:
     def key_ids(self) -> list[str]:
         return [name for name, _ in self._slots(self.store)]
 
-    def add_key(self, passphrase: str, *, scrypt_n: int = crypto.SCRYPT_N) -> str:
+    def add_key(self, passphrase: str) -> str:
         if self._data_key is None:
             raise UsageError(f"{self.location} is not encrypted: it has no keys")
-        slot = crypto.wrap_key(self._data_key, passphrase, self.id.encode(), n=scrypt_n)
+        slot = crypto.wrap_key(self._data_key, passphrase, self.id.encode(), n=self.scrypt_n)
         self.store.put_bytes(f"{KEYS}{crypto.slot_id(slot)}", json.dumps(slot).encode())
         return crypto.slot_id(slot)
 

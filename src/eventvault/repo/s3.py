@@ -49,6 +49,7 @@ class S3Store:
     @contextmanager
     def _errors(self, action: str, name: str = "") -> Iterator[None]:
         """boto3's many exceptions, as one line naming the store and the object."""
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         where = f"{self.location}/{name}" if name else self.location
@@ -63,8 +64,9 @@ class S3Store:
                 raise StoreError(f"{self.location}: bucket {self.bucket} does not exist") from None
             raise StoreError(f"{where}: cannot {action} ({code}: "
                              f"{error.get('Message', exc)})") from None
-        except BotoCoreError as exc:
-            raise StoreError(f"{where}: cannot {action} ({exc})") from None
+        except (BotoCoreError, Boto3Error) as exc:
+            cause = exc.__context__ if isinstance(exc.__context__, ClientError) else exc
+            raise StoreError(f"{where}: cannot {action} ({cause})") from None
 
     def _call(self, action: str, name: str, call: Callable[[], T]) -> T:
         with self._errors(action, name):
@@ -111,7 +113,7 @@ class S3Store:
         self._call("delete", name, lambda: self._client.delete_object(
             Bucket=self.bucket, Key=self.prefix + name))
 
-    def create_bucket(self) -> None:
+    def prepare(self) -> None:
         """For `repo init`: make the bucket if it is not there yet."""
         from botocore.exceptions import ClientError
 

@@ -8,9 +8,12 @@ stays bounded whatever the size of a package.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from eventvault.errors import EventVaultError
 
@@ -52,19 +55,80 @@ class Store(Protocol):
     def delete(self, name: str) -> None:
         """Remove the object; removing a missing object is not an error."""
 
+    def prepare(self) -> None:
+        """Make the place for a new repository: the directory, or the bucket."""
+
 
 SMALL_OBJECT_LIMIT = 1 << 20  # get_bytes is for metadata: refuse to read anything larger
 
 
+T = TypeVar("T")
+RETRY_PAUSES = (0.2, 1.0)  # seconds before the 2nd and 3rd attempt
+
+
+class RetryingStore:
+    """Retries a failed request twice: a storage service's passing hiccup (a dropped
+    connection, a 503) must not fail a backup. A missing object is an answer, not a hiccup.
+    Every request is idempotent (whole objects, committed by the backend), so retrying is safe.
+    """
+
+    def __init__(self, store: Store, pauses: tuple[float, ...] = RETRY_PAUSES) -> None:
+        self.inner = store
+        self.location = store.location
+        self._pauses = pauses
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        for pause in self._pauses:
+            try:
+                return call()
+            except ObjectMissing:
+                raise
+            except StoreError:
+                time.sleep(pause)
+        return call()
+
+    def put_file(self, name: str, source: str | os.PathLike[str]) -> None:
+        self._retry(lambda: self.inner.put_file(name, source))
+
+    def get_file(self, name: str, target: str | os.PathLike[str]) -> None:
+        if os.path.lexists(target):
+            raise FileExistsError(17, "File exists", os.fspath(target))
+
+        def attempt() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)  # what a failed attempt left (checked absent before)
+            self.inner.get_file(name, target)
+
+        self._retry(attempt)
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self._retry(lambda: self.inner.put_bytes(name, data))
+
+    def get_bytes(self, name: str) -> bytes:
+        return self._retry(lambda: self.inner.get_bytes(name))
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        return self._retry(lambda: self.inner.list(prefix))
+
+    def delete(self, name: str) -> None:
+        self._retry(lambda: self.inner.delete(name))
+
+    def prepare(self) -> None:
+        self._retry(self.inner.prepare)
+
+
 def open_store(location: str) -> Store:
-    """A store for LOCATION: `s3://bucket/prefix` or a directory path."""
+    """A store for LOCATION (`s3://bucket/prefix` or a directory path), retrying hiccups."""
+    store: Store
     if location.startswith("s3://"):
         from eventvault.repo.s3 import S3Store
 
-        return S3Store(location)
-    from eventvault.repo.directory import DirectoryStore
+        store = S3Store(location)
+    else:
+        from eventvault.repo.directory import DirectoryStore
 
-    return DirectoryStore(location)
+        store = DirectoryStore(location)
+    return RetryingStore(store)
 
 
 def is_remote(location: str) -> bool:
