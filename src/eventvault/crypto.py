@@ -220,6 +220,8 @@ def decrypt_file(source: str | os.PathLike[str], target: BinaryIO,
             if magic != CHUNK_MAGIC or not TAG_SIZE <= length <= CHUNK_SIZE + TAG_SIZE:
                 raise PackageError(f"{what}: encrypted chunk {index} is damaged")
             sealed = file.read(length)
+            if len(sealed) != length:
+                raise PackageError(f"{what}: truncated (encrypted chunk {index} is cut short)")
             after = file.read(1)
             last = not after
             try:
