@@ -290,8 +290,10 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
     """Write the log (or its part up to --at/--seq) as a verifiable package."""
     from eventvault.snapshot import snapshot as write_snapshot
 
-    if (output is None) == (repo is None):
-        raise UsageError("give either -o FILE or --repo LOCATION")
+    if output is None and repo is None:
+        raise UsageError("Missing option '-o' / '--output' (or --repo LOCATION)")
+    if output is not None and repo is not None:
+        raise UsageError("give -o FILE or --repo LOCATION, not both")
     if repo is not None or encrypt or output.startswith("s3://"):  # type: ignore[union-attr]
         from eventvault.repo_cli import snapshot_elsewhere
 
@@ -335,8 +337,10 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
     from eventvault.replay import replay as run_replay
     from eventvault.repo_cli import packages_to_replay
 
-    if bool(packages) == bool(repo):
-        raise UsageError("give either PACKAGES or --repo LOCATION")
+    if not packages and not repo:
+        raise UsageError("Missing argument 'PACKAGES...' (or --repo LOCATION)")
+    if packages and repo:
+        raise UsageError("give PACKAGES or --repo LOCATION, not both")
     with packages_to_replay(packages, repo, vault_id, passphrase_file, until_seq,
                             parse_at(at)) as local:
         result = run_replay(

@@ -6,13 +6,14 @@ downloaded (and decrypted) into a private temporary directory first, removed aft
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from eventvault import crypto
-from eventvault.errors import UsageError
+from eventvault.errors import PackageError, UsageError
 from eventvault.repo.chains import pick
 from eventvault.repo.repository import PackageInfo, Repository, private_directory
 from eventvault.repo.store import ObjectMissing, Store, is_remote, open_store
@@ -49,6 +50,29 @@ def _seal_single(plain: Path, work: Path, passphrase: str | None) -> Path:
     return sealed
 
 
+def _place(source: Path, target: Path) -> None:
+    """Copy a finished file to `target` the way the package writer does: a .partial beside
+    it, fsync, then a link (which, unlike a rename, never replaces an existing file)."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise PackageError(f"{partial}: cannot create ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as file, open(source, "rb") as data:
+            shutil.copyfileobj(data, file, 1 << 20)
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(partial, target)
+    except FileExistsError:
+        raise UsageError(f"{target} exists already; choose another name or remove it first"
+                         ) from None
+    except OSError as exc:
+        raise PackageError(f"{target}: cannot write ({exc.strerror})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: str | None,
                      until_seq: int | None, at: int | None, since: str | None) -> Stored:
     """A single package to a local path or s3://bucket/key, encrypted if asked."""
@@ -63,15 +87,7 @@ def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: st
             store, name = remote_object(output)
             store.put_file(name, final)
         else:
-            try:  # a link never replaces an existing file, unlike a rename
-                os.link(final, output)
-            except FileExistsError:
-                raise UsageError(f"{output} exists already") from None
-            except OSError:  # another file system: copy through a temporary name
-                from eventvault.repo.directory import DirectoryStore
-
-                target = Path(output).resolve()
-                DirectoryStore(target.parent).put_file(target.name, final)
+            _place(final, Path(output))
         size = final.stat().st_size
     return Stored(SnapshotResult(Path(output), result.footer, result.base_seq, size), output)
 
