@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from eventvault import crypto
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import us_to_iso
-from eventvault.repo.repository import PackageInfo, Repository
+
+if TYPE_CHECKING:  # imported on use: `eventvault --help` stays quick
+    from eventvault.repo.repository import PackageInfo, Repository
 
 
 def passphrase_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -27,6 +29,8 @@ def passphrase_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_repository(location: str, passphrase_file: str | None) -> Repository:
+    from eventvault.repo.repository import Repository
+
     return Repository.open(location, crypto.read_passphrase(passphrase_file))
 
 
@@ -44,6 +48,8 @@ def repo() -> None:
 def repo_init(location: str, encrypt: bool, scrypt_log_n: int,
               passphrase_file: str | None) -> None:
     """Create an empty repository at LOCATION."""
+    from eventvault.repo.repository import Repository
+
     passphrase = crypto.read_passphrase(passphrase_file) if encrypt else None
     repository = Repository.init(location, encrypt=encrypt, passphrase=passphrase,
                                  scrypt_n=1 << scrypt_log_n)
@@ -199,6 +205,8 @@ def key_add(location: str, passphrase_file: str | None, new_passphrase_file: str
 def key_passwd(location: str, passphrase_file: str | None,
                new_passphrase_file: str | None) -> None:
     """Change the passphrase: a new key wraps the same data key, the old one is removed."""
+    from eventvault.repo.repository import Repository
+
     passphrase = crypto.read_passphrase(passphrase_file)
     repository = Repository.open(location, passphrase)
     assert passphrase is not None  # open() refused otherwise
