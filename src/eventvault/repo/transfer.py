@@ -14,6 +14,7 @@ from pathlib import Path
 
 from eventvault import crypto
 from eventvault.errors import PackageError, UsageError
+from eventvault.new_files import create_beside, fsync_directory, link_new
 from eventvault.repo.chains import pick
 from eventvault.repo.repository import PackageInfo, Repository, private_directory
 from eventvault.repo.store import ObjectMissing, Store, is_remote, open_store
@@ -51,26 +52,26 @@ def _seal_single(plain: Path, work: Path, passphrase: str | None) -> Path:
 
 
 def _place(source: Path, target: Path) -> None:
-    """Copy a finished file to `target` the way the package writer does: a .partial beside
-    it, fsync, then a link (which, unlike a rename, never replaces an existing file)."""
-    partial = target.with_name(target.name + ".partial")
+    """Copy a finished file to `target` as the package writer does (new_files.py): a private
+    temporary file beside it, fsync, then a link that never replaces an existing file."""
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        file, partial = create_beside(str(target))
     except OSError as exc:
-        raise PackageError(f"{partial}: cannot create ({exc.strerror})") from None
+        raise PackageError(f"{target}: cannot create ({exc.strerror})") from None
     try:
-        with os.fdopen(fd, "wb") as file, open(source, "rb") as data:
+        with file, open(source, "rb") as data:
             shutil.copyfileobj(data, file, 1 << 20)
             file.flush()
             os.fsync(file.fileno())
-        os.link(partial, target)
+        link_new(partial, str(target))
+        fsync_directory(str(target))
     except FileExistsError:
         raise UsageError(f"{target} exists already; choose another name or remove it first"
                          ) from None
     except OSError as exc:
         raise PackageError(f"{target}: cannot write ({exc.strerror})") from None
     finally:
-        partial.unlink(missing_ok=True)
+        Path(partial).unlink(missing_ok=True)
 
 
 def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: str | None,
