@@ -372,8 +372,8 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None,
 def rebuild(context: Context, actor: str) -> None:
     """Rebuild the projection tables from the log (admin only): the repair for drift."""
     result = context.vault.rebuild(actor, context.command)
-    click.echo(f"rebuilt the tables from the log to seq {result.head_seq} "
-               f"({result.rows_changed} entities differed), verified")
+    click.echo(f"rebuilt the tables from the log to seq {result.head_seq} and verified them "
+               f"({result.differences} differences repaired)")
     click.echo(f"state digest  {result.state_digest}")
 
 

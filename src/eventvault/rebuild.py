@@ -10,6 +10,7 @@ all back.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -26,22 +27,24 @@ class RebuildResult:
     head_seq: int
     state_digest: str
     counts: dict[str, int]
-    rows_changed: int  # entities whose rows differed from the log before the rebuild
+    differences: int  # where the tables differed from the log before the rebuild
 
 
 def rebuild_tables(connection: Connection) -> RebuildResult:
     store.lock_for_append(connection)
     fold, previous, expected = StateFold(), GENESIS_HASH, 1
-    rows = store.stream_rows(connection, "SELECT seq, record, hash FROM events ORDER BY seq")
-    for seq, stored, stored_hash in rows:
-        record = codec.from_stored(bytes(stored))
-        previous = chain_hash(previous, record)
-        if seq != expected or previous != bytes(stored_hash):
-            raise IntegrityError(
-                f"the vault's log itself is damaged at seq {expected} (see `eventvault "
-                "verify`); rebuild repairs tables from a sound log: restore a package instead")
-        fold.apply(decode_record(record, previous))
-        expected += 1
+    with closing(store.stream_rows(
+            connection, "SELECT seq, record, hash FROM events ORDER BY seq")) as rows:
+        for seq, stored, stored_hash in rows:
+            record = codec.from_stored(bytes(stored))
+            previous = chain_hash(previous, record)
+            if seq != expected or previous != bytes(stored_hash):
+                raise IntegrityError(
+                    f"the vault's log itself is damaged at seq {expected} (see `eventvault "
+                    "verify`); rebuild repairs tables from a sound log: restore a package "
+                    "instead")
+            fold.apply(decode_record(record, previous))
+            expected += 1
     drifted = len(projection.differences(connection, fold))
     for entity in reversed(ENTITY_TYPES):  # referring rows first
         connection.exec_driver_sql(f"DELETE FROM {entity.table}")
