@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from eventvault import codec
 from eventvault.digest import MODULUS, entity_hash
-from eventvault.errors import IntegrityError
+from eventvault.errors import ConcurrencyError, IntegrityError
 from eventvault.events import (
     ACCESS_DENIED,
     CREATED,
@@ -136,6 +136,10 @@ class Tracker:
             version = 0
         else:
             before, version = self.entity(type_name, entity_id)
+        if event.entity_version <= version:  # decided on a stale read
+            raise ConcurrencyError(
+                f"{type_name} {entity_id} is at version {version} already: another writer "
+                "changed it first; reload and try again")
         if event.entity_version != version + 1:
             raise IntegrityError(
                 f"{type_name} {entity_id} is at version {version} in the log, not "
