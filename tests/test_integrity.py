@@ -19,7 +19,7 @@ from test_reliability import COLUMNS_DIFFER, hex_literal, raw
 from eventvault import schema
 from eventvault.vault import Vault
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "integrity"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0.1.0"  # written by 28ae138
 FIRST_DOCUMENT = "(SELECT MIN(id) FROM documents)"
 
 
@@ -80,7 +80,7 @@ def test_verify_compares_the_maintained_state_with_the_log(demo_db: str, cli, st
 
 def test_a_0_1_0_vault_upgraded_by_init_verifies(tmp_path: Path, cli) -> None:
     db = tmp_path / "v010.db"
-    shutil.copy(FIXTURES / "v010.db", db)
+    shutil.copy(FIXTURES / "vault.db", db)
     url = f"sqlite:///{db}"
     assert cli("status", db=url).code == 1  # an old schema: init first
     assert cli("init", db=url).code == 0
@@ -89,9 +89,11 @@ def test_a_0_1_0_vault_upgraded_by_init_verifies(tmp_path: Path, cli) -> None:
     assert cli("user", "add", "newcomer", "--as", "admin", db=url).code == 0
     assert status(cli, url)["state_digest"] == verified_digest(cli, url)
     # Its packages (no vault id bound into the chain) verify and replay as they did.
-    package = FIXTURES / "v010.evpkg"
+    package = FIXTURES / "full.evpkg"
     assert cli("verify", str(package)).code == 0
     assert cli("replay", str(package), db=f"sqlite:///{tmp_path / 'restored.db'}").code == 0
+    # A package kept from 0.1.0 witnesses the upgraded vault's log.
+    assert cli("verify", "--against", str(package), db=url).code == 0
 
 
 def test_an_upgrade_computes_the_state_from_the_log(demo_db: str, cli) -> None:
