@@ -310,6 +310,8 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
                f"{footer.head_seq}), {result.bytes} bytes, {len(footer.frames)} frames")
     click.echo(f"head hash     {footer.head_hash.hex()}")
     click.echo(f"state digest  {footer.state_digest}")
+    for warning in result.warnings:
+        click.echo(f"eventvault: warning: {warning}", err=True)
 
 
 @cli.command()
@@ -373,12 +375,19 @@ def progress_printer() -> Callable[[int, int], None] | None:
 @click.argument("packages", nargs=-1, type=click.Path(dir_okay=True))
 @click.option("--expect-head", metavar="HASH",
               help="The head hash you kept elsewhere; the vault's must equal it.")
+@click.option("--against", "against", multiple=True, type=click.Path(dir_okay=False),
+              metavar="PKG", help="A package kept elsewhere (repeat for a chain): the vault's "
+              "log must contain its head.")
 @pass_context
-def verify(context: Context, packages: tuple[str, ...], expect_head: str | None) -> None:
+def verify(context: Context, packages: tuple[str, ...], expect_head: str | None,
+           against: tuple[str, ...]) -> None:
     """Check PACKAGES (no database needed), or with none the --db vault itself."""
     from eventvault.verify import verify_packages, verify_vault
 
-    report = verify_packages(packages) if packages else verify_vault(context.vault, expect_head)
+    if packages and against:
+        raise UsageError("--against checks the --db vault: give it without PACKAGES")
+    report = verify_packages(packages) if packages else \
+        verify_vault(context.vault, expect_head, against)
     if packages and expect_head and report.ok and report.head_hash != expect_head.lower():
         report.findings.append(f"head hash {report.head_hash} is not the expected {expect_head}")
     if len(report.findings) == 1:
@@ -390,6 +399,18 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None)
     click.echo(f"OK {report.checked}: {report.events} events, chain intact to seq "
                f"{report.head_seq}, state digest {report.state_digest}")
     click.echo(f"head hash     {report.head_hash}")
+
+
+@cli.command()
+@click.option("--as", "actor", metavar="USERNAME", required=True,
+              help="The admin who rebuilds (required: no default).")
+@pass_context
+def rebuild(context: Context, actor: str) -> None:
+    """Rebuild the projection tables from the log (admin only): the repair for drift."""
+    result = context.vault.rebuild(actor, context.command)
+    click.echo(f"rebuilt the tables from the log to seq {result.head_seq} and verified them "
+               f"({result.differences} differences repaired)")
+    click.echo(f"state digest  {result.state_digest}")
 
 
 # --- entry point -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from eventvault import permissions
-from eventvault.errors import ConcurrencyError, UsageError, ValidationError
+from eventvault.errors import ConcurrencyError, IntegrityError, UsageError, ValidationError
 from eventvault.events import (
     ACCESS_DENIED,
     CREATED,
@@ -160,6 +160,7 @@ class Commands:
     ) -> str:
         """Record only the fields that really change; nothing at all if none does."""
         entity = REGISTRY[type_name]
+        self._require_log_agrees(entity, row)
         if expected_version is not None and expected_version != row["version"]:
             raise ConcurrencyError(
                 f"{type_name} {row['uuid']} is at version {row['version']}, not "
@@ -173,6 +174,7 @@ class Commands:
         return self._record(entity, row["uuid"], row["version"] + 1, event_type, changed)
 
     def delete(self, type_name: str, row: Mapping[str, Any]) -> str:
+        self._require_log_agrees(REGISTRY[type_name], row)
         blockers = []
         for source, reference in referrers(type_name):
             table = tables[source.name]
@@ -186,6 +188,19 @@ class Commands:
                 f"{', '.join(blockers)}; change or delete those first"
             )
         return self._record(REGISTRY[type_name], row["uuid"], row["version"] + 1, DELETED, {})
+
+    def _require_log_agrees(self, entity: EntityType, row: Mapping[str, Any]) -> None:
+        """Refuse to change an entity whose row has drifted from the log: a change decided
+        on a row changed behind the log's back (a `version` above all) would be wrong."""
+        values, version = self.appender.tracker.entity(entity.name, row["uuid"])
+        if values is not None and version == row["version"] and \
+                list(self.logical_fields(entity, row).values()) == values:
+            return
+        raise IntegrityError(
+            f"{entity.name} {row['uuid']}: the vault's tables (version {row['version']}) have "
+            f"drifted from its log (version {version}); nothing was written; run "
+            "`eventvault rebuild --as ADMIN` to rebuild them from the log"
+        )
 
     def logical_fields(self, entity: EntityType, row: Mapping[str, Any]
                        ) -> dict[str, FieldValue]:
@@ -335,7 +350,10 @@ class Commands:
     def record_access_denied(self, command: str) -> None:
         """The refused attempt itself goes into the audit trail, against the actor."""
         row = self.find(self.actor.id, "user")
-        self._record(REGISTRY["user"], row["uuid"], row["version"] + 1, ACCESS_DENIED,
+        # The version from the log, not the row: a refusal is recorded even if the actor's
+        # row has drifted.
+        version = self.appender.tracker.entity("user", row["uuid"])[1]
+        self._record(REGISTRY["user"], row["uuid"], version + 1, ACCESS_DENIED,
                      {"command": command})
 
     # --- system entities -----------------------------------------------------------------

@@ -167,3 +167,15 @@ class StateFold:
                 self._digest += new
         self._changed.clear()
         return f"{self._digest % MODULUS:064x}"
+
+
+def entity_values(type_name: str, values: list[FieldValue] | None,
+                  changes: dict[str, FieldValue]) -> list[FieldValue]:
+    """An entity's values (registry order) after an event's fields: a new list, `values`
+    None for a created entity. Without the fold's checks: for events the command path has
+    checked before writing them."""
+    specs = _SPECS[type_name]
+    new = list(_DEFAULTS[type_name] if values is None else values)
+    for name, value in changes.items():
+        new[specs[name][0]] = value
+    return new

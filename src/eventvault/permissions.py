@@ -12,7 +12,7 @@ POLICY: dict[str, frozenset[str]] = {
         "user.create", "user.update", "user.delete", "user.role",
         "document.create", "document.update", "document.delete",
         "workflow.start", "workflow.move", "backup.record", "restore.record",
-        "vault.reinit", "vault.replace",
+        "vault.reinit", "vault.replace", "vault.rebuild",
     }),
     "author": frozenset({"document.create", "document.update", "document.delete"}),
     "reviewer": frozenset({"document.update", "workflow.start", "workflow.move"}),

@@ -206,4 +206,12 @@ def differences(connection: Connection, state: StateFold) -> list[str]:
     for entity_id, (type_name, _values) in state.entities.items():
         if entity_id not in seen:
             found.append(f"{type_name} {entity_id} is in the log but not in the tables")
+    # The bookkeeping column too: the command path must never act on a wrong `version`.
+    for entity in ENTITY_TYPES:
+        for entity_id, version in stream_rows(
+                connection, f"SELECT uuid, version FROM {entity.table}"):
+            expected = state.versions.get(entity_id)
+            if entity_id in state.entities and version != expected:
+                found.append(f"{entity.name} {entity_id} has version {version} in the tables, "
+                             f"{expected} in the log")
     return found

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import Connection, inspect
 
 from eventvault import engine as engines
-from eventvault import projection, schema, store
+from eventvault import log_state, projection, schema, store
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
 from eventvault.errors import (
@@ -267,6 +267,9 @@ def _replay_into(
     for index in table_indexes:
         index.create(connection)
     verified_against = _verify(connection, readers, folded, stop)
+    # The state maintained with the log, from the fold (the restore_job below updates it).
+    log_state.save(connection, log_state.LogState(last_seq, last_hash, int(folded.digest, 16),
+                                                  dict(folded.counts)))
     head = store.read_head(connection)
     requester = _actor(connection, actor)
     commands = Commands(connection, store.Appender(connection), requester, "restore")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection
 
-from eventvault import codec, projection, schema, store
+from eventvault import codec, log_state, projection, schema, store
 from eventvault.digest import state_digest
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
@@ -48,6 +48,7 @@ class SnapshotResult:
     footer: PackageFooter
     base_seq: int
     bytes: int
+    warnings: list[str] = field(default_factory=list)  # one line each, for stderr
 
 
 def snapshot(
@@ -93,23 +94,29 @@ def snapshot(
             vault_id=vault.vault_id(connection), base_seq=base_seq, base_hash=base_hash,
             created_at=now_us(),
         )
+        warnings: list[str] = []
         with PackageWriter(target, header, frame_events=frame_events) as writer:
-            footer = _write_events(connection, writer, base_seq, base_hash, stop, head.seq)
-    return SnapshotResult(target, footer, base_seq, target.stat().st_size)
+            footer = _write_events(connection, writer, base_seq, base_hash, stop, head,
+                                   warnings)
+    return SnapshotResult(target, footer, base_seq, target.stat().st_size, warnings)
 
 
 def _write_events(
     connection: Connection, writer: PackageWriter, base_seq: int, base_hash: bytes, stop: int,
-    head_seq: int,
+    head: store.Head, warnings: list[str],
 ) -> PackageFooter:
     """Stream the stored records into the package, checking the chain as they pass.
 
     The records go in as stored: no event is decoded. Counts are folded from the type
-    columns; the state digest at the head is read from the projection, whose counts must
-    agree with the log's. A package cut before the head needs the digest at the cut, which
-    only a full fold of the events gives: that path is slower.
+    columns; the state digest at the head is the one maintained with the log (log_state.py),
+    whose head and counts must agree with what streamed past. The projection tables give
+    no figure of the package: they are only compared with it, to warn of drift. A package
+    cut before the head, or a vault whose maintained state disagrees with its log, needs a
+    full fold of the events: that path is slower.
     """
-    fold = StateFold() if stop < head_seq else None
+    kept = log_state.load(connection) if stop == head.seq else None
+    usable = kept is not None and (kept.head_seq, kept.head_hash) == (head.seq, head.hash)
+    fold = None if usable else StateFold()
     counts: Counter[str] = Counter({name: 0 for name in TYPE_NAMES})
     previous = GENESIS_HASH
     rows = store.stream_rows(
@@ -143,10 +150,27 @@ def _write_events(
         if seq % CHECKPOINT_EVERY == 0 and seq != stop:
             writer.checkpoint(dict(counts), fold.digest() if fold is not None else None)
     if fold is not None:
-        return writer.finish(dict(counts), fold.digest())
-    if projection.counts(connection) != dict(counts):
-        raise IntegrityError(
-            "the vault's tables do not match its log (entity counts differ); run "
-            "`eventvault verify` before taking a backup"
-        )
-    return writer.finish(dict(counts), state_digest(projection.read_state(connection)))
+        digest = fold.digest()
+    else:
+        assert kept is not None
+        digest = kept.state_digest
+        if kept.counts != dict(counts):  # the maintained state was changed behind its back
+            digest = log_state.compute(connection).state_digest
+            kept = None
+    if stop == head.seq:
+        if kept is None or (kept.head_seq, kept.head_hash) != (head.seq, head.hash):
+            warnings.append(
+                "the vault's maintained state digest disagrees with its log (the package "
+                f"holds the log's own); {log_state.REPAIR}")
+        if _tables_drifted(connection, dict(counts), digest):
+            warnings.append(
+                "the vault's tables have drifted from its log (the package holds the log's "
+                "state); run `eventvault rebuild --as ADMIN` to rebuild them from the log")
+    return writer.finish(dict(counts), digest)
+
+
+def _tables_drifted(connection: Connection, counts: dict[str, int], digest: str) -> bool:
+    """Whether the projection's counts or digest differ from the log's: one streaming read
+    of every row (the cost of the projection digest snapshots used to take)."""
+    return projection.counts(connection) != counts or \
+        state_digest(projection.read_state(connection)) != digest

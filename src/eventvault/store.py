@@ -26,6 +26,7 @@ from eventvault.events import (
     pack_payload,
     us_to_iso,
 )
+from eventvault.log_state import Tracker
 from eventvault.tables import events
 
 READ_BATCH = 5000
@@ -68,7 +69,8 @@ class Appender:
     It takes the append lock first (see `lock_for_append`), then reads the head once and
     keeps it in memory. Events are written in batches (`flush`, which the owner of the
     transaction must call before it commits): one executemany instead of a statement per
-    event is most of what makes batched commands fast.
+    event is most of what makes batched commands fast. Every event also updates the state
+    digest and counts maintained with the log (`tracker`), saved with each flush.
     """
 
     FLUSH_EVERY = 1000
@@ -77,6 +79,7 @@ class Appender:
         lock_for_append(connection)
         self._connection = connection
         self.head = read_head(connection)
+        self.tracker = Tracker(connection, self.head.seq, self.head.hash)
         self._pending: list[tuple[Event, bytes]] = []
 
     def append(self, new: NewEvent) -> Event:
@@ -93,6 +96,7 @@ class Appender:
             seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
             SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, digest,
         )
+        self.tracker.apply(event)  # refuses a version the log does not continue
         self._pending.append((event, record))
         self.head = Head(seq, digest, recorded_at)
         if len(self._pending) >= self.FLUSH_EVERY:
@@ -113,6 +117,7 @@ class Appender:
                 "already); reload and try again"
             ) from None
         self._pending = []
+        self.tracker.save()
 
 
 def lock_for_append(connection: Connection) -> None:

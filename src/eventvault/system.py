@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from eventvault.events import FieldValue
 
 SYSTEM_ACTOR = "system"
+
+# The vault id is bound into the hash chain: the events of a vault's first `init` carry the
+# reason "vault <id> created", so the id in `vault_meta` (or a package header) can be checked
+# against the log (docs/FORMAT.md). Vaults created before 0.2 have no such reason.
+_VAULT_CREATED = re.compile(r"vault ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+                            r" created\Z")
+
+
+def vault_created_reason(vault_id: str) -> str:
+    return f"vault {vault_id} created"
+
+
+def bound_vault_id(first_reason: str | None) -> str | None:
+    """The vault id the first event binds, or None (a vault from before the binding)."""
+    found = _VAULT_CREATED.match(first_reason or "")
+    return found.group(1) if found else None
 
 USERS: tuple[dict[str, FieldValue], ...] = (
     {"username": "admin", "email": "admin@localhost", "role": "admin", "active": True},

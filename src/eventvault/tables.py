@@ -72,6 +72,19 @@ vault_meta = Table(
     Column("value", Text, nullable=False),
 )
 
+# The state digest and live counts per type at the log's head (seq, hash), maintained in the
+# same transaction as every append (log_state.py): `status` reads them instead of folding or
+# scanning, `snapshot` takes a package's head figures from them. One row, `id` 1.
+log_state = Table(
+    "log_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("head_hash", LargeBinary(32), nullable=False),
+    Column("state_digest", String(64), nullable=False),
+    Column("counts", Text, nullable=False),  # JSON object: entity type -> live entities
+)
+
 _COLUMN_TYPES: dict[FieldKind, type[TypeEngine[object]]] = {
     "str": Text,
     "int": Integer,

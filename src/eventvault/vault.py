@@ -14,14 +14,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, select
 
 from eventvault import engine as engines
-from eventvault import permissions, projection, schema, store
-from eventvault.digest import state_digest
+from eventvault import log_state, permissions, projection, schema, store
 from eventvault.domain import Actor, Commands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import now_us
 from eventvault.fold import StateFold
+from eventvault.rebuild import RebuildResult, rebuild_tables
 from eventvault.registry import REGISTRY, system_uuid
-from eventvault.system import SYSTEM_ACTOR
+from eventvault.system import SYSTEM_ACTOR, vault_created_reason
 from eventvault.tables import projection as tables
 from eventvault.tables import vault_meta
 
@@ -192,10 +192,26 @@ class Vault:
         schema.upgrade(connection)
         self._ensure_vault_id(connection)
         actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
-        commands = Commands(connection, store.Appender(connection), actor)
+        appender = store.Appender(connection)
+        # A new vault's first events bind its id into the chain (system.py).
+        reason = vault_created_reason(self.vault_id(connection)) if appender.head.seq == 0 \
+            else None
+        commands = Commands(connection, appender, actor, reason)
         created = commands.ensure_system_entities()
         commands.flush()
         return created
+
+    def rebuild(self, actor: str, command: str = "rebuild") -> RebuildResult:
+        """Rebuild the projection tables from the log (admin only): the repair for drift.
+
+        One transaction; the log is untouched; the tables are verified against the fold.
+        """
+        with self.reading() as connection:
+            self.authorize(connection, actor, "vault.rebuild", "rebuild the vault's tables",
+                           command)
+        with self.connect(write=True) as connection:
+            schema.require_current(connection, self.where)
+            return rebuild_tables(connection)
 
     def authorize(
         self, connection: Connection, actor: str, action: str, description: str, command: str
@@ -233,15 +249,17 @@ class Vault:
         ).scalar_one())
 
     def status(self) -> Status:
-        """The head of the chain, the state digest and the entity counts per type."""
+        """The head and the state digest and counts maintained with the log: read, never
+        recomputed (`verify` recomputes them)."""
         with self.reading() as connection:
             head = store.read_head(connection)
+            state = log_state.current(connection)
             return Status(
                 vault_id=self.vault_id(connection),
                 head_seq=head.seq,
                 head_hash=head.hash.hex(),
-                state_digest=state_digest(projection.read_state(connection)),
-                counts=projection.counts(connection),
+                state_digest=state.state_digest,
+                counts=state.counts,
             )
 
     def export(

@@ -1,0 +1,174 @@
+"""The state digest and counts maintained with the log, in the same transaction as each append.
+
+A command knows which entities it changes, and the state digest is a sum (digest.py): adding
+or removing one entity's hash is an addition or subtraction modulo 2^256. So every append
+updates the digest and the live counts per type, and they are stored (table `log_state`)
+with the head (seq, hash) they belong to. `status` reads them; `snapshot` writes them into a
+package's footer; `verify` folds the log and compares. Every value here comes from the log,
+never from the projection tables: an entity's current values and version are folded from
+its own events (the (entity_id, entity_version) index serves them), so a table changed
+behind the log's back can neither skew the digest nor make a command write a wrong version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from eventvault import codec
+from eventvault.digest import MODULUS, entity_hash
+from eventvault.errors import ConcurrencyError, IntegrityError
+from eventvault.events import (
+    ACCESS_DENIED,
+    CREATED,
+    DELETED,
+    GENESIS_HASH,
+    Event,
+    FieldValue,
+    decode_record,
+    unpack_payload,
+)
+from eventvault.fold import StateFold, entity_values
+from eventvault.registry import TYPE_NAMES
+from eventvault.tables import events, log_state
+
+REPAIR = "run `eventvault verify`, then `eventvault rebuild --as ADMIN`"
+
+
+@dataclass
+class LogState:
+    """The log's head and the state after it: digest (as an integer) and live counts."""
+
+    head_seq: int
+    head_hash: bytes
+    digest: int
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TYPE_NAMES, 0))
+
+    @property
+    def state_digest(self) -> str:
+        return f"{self.digest % MODULUS:064x}"
+
+
+def load(connection: Connection) -> LogState | None:
+    row = connection.execute(select(log_state).where(log_state.c.id == 1)).first()
+    if row is None:
+        return None
+    counts = dict.fromkeys(TYPE_NAMES, 0)
+    counts.update(json.loads(row.counts))
+    return LogState(row.head_seq, bytes(row.head_hash), int(row.state_digest, 16), counts)
+
+
+def save(connection: Connection, state: LogState) -> None:
+    values = {"head_seq": state.head_seq, "head_hash": state.head_hash,
+              "state_digest": state.state_digest,
+              "counts": json.dumps(state.counts, sort_keys=True)}
+    if connection.execute(log_state.update().where(log_state.c.id == 1).values(**values)
+                          ).rowcount == 0:
+        connection.execute(log_state.insert().values(id=1, **values))
+
+
+def from_fold(fold: StateFold, head_hash: bytes) -> LogState:
+    return LogState(fold.last_seq, head_hash, int(fold.digest(), 16), dict(fold.counts))
+
+
+def compute(connection: Connection) -> LogState:
+    """Fold the whole log: what the maintained values must be (an upgrade computes them so)."""
+    fold, head_hash = StateFold(), GENESIS_HASH
+    rows = connection.execute(select(events.c.record, events.c.hash).order_by(events.c.seq),
+                              execution_options={"yield_per": 5000})
+    for stored, digest in rows:
+        head_hash = bytes(digest)
+        fold.apply(decode_record(codec.from_stored(bytes(stored)), head_hash))
+    return from_fold(fold, head_hash)
+
+
+def current(connection: Connection) -> LogState:
+    """The maintained values; folded from the log if a vault has none yet (an upgrade made
+    outside `eventvault init`)."""
+    return load(connection) or compute(connection)
+
+
+class Tracker:
+    """The maintained state inside one write transaction, updated by every appended event.
+
+    It also knows, for each entity the transaction touched, its values and version as the
+    log says (folded from its events on first touch), which is what makes an event's
+    entity_version right whatever the projection's `version` column says.
+    """
+
+    def __init__(self, connection: Connection, head_seq: int, head_hash: bytes) -> None:
+        self._connection = connection
+        found = load(connection)
+        if found is None:
+            found = compute(connection)
+        elif (found.head_seq, found.head_hash) != (head_seq, head_hash):
+            raise IntegrityError(
+                f"the vault's maintained state digest is at seq {found.head_seq}, its log at "
+                f"seq {head_seq}: the log or the state was changed behind its back; {REPAIR}"
+            )
+        self.state = found
+        self._cursor = connection.connection.cursor()
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        self._by_entity = ("SELECT record, hash FROM events WHERE entity_id = "
+                           f"{marker} ORDER BY entity_version")
+        # entity UUID -> (type, values or None once deleted, version)
+        self._entities: dict[str, tuple[str, list[FieldValue] | None, int]] = {}
+
+    def entity(self, type_name: str, entity_id: str) -> tuple[list[FieldValue] | None, int]:
+        """(values in registry order or None if not live, version) as the log says."""
+        known = self._entities.get(entity_id)
+        if known is None:
+            values: list[FieldValue] | None = None
+            version = 0
+            # The driver's own cursor: SQLAlchemy's per-statement cost was most of a batched
+            # command's time here.
+            self._cursor.execute(self._by_entity, (entity_id,))
+            for stored, digest in self._cursor.fetchall():
+                event = decode_record(codec.from_stored(bytes(stored)), bytes(digest))
+                values, version = _after(event, values), event.entity_version
+            known = self._entities[entity_id] = (type_name, values, version)
+        return known[1], known[2]
+
+    def apply(self, event: Event) -> None:
+        """Account for an event about to be appended; a wrong version is refused."""
+        type_name, entity_id = event.entity_type, event.entity_id
+        if event.event_type == CREATED and entity_id not in self._entities:
+            # A new entity: a duplicate UUID is refused by the unique (entity_id,
+            # entity_version) index when the events are flushed, before any commit.
+            before: list[FieldValue] | None = None
+            version = 0
+        else:
+            before, version = self.entity(type_name, entity_id)
+        if event.entity_version <= version:  # decided on a stale read
+            raise ConcurrencyError(
+                f"{type_name} {entity_id} is at version {version} already: another writer "
+                "changed it first; reload and try again")
+        if event.entity_version != version + 1:
+            raise IntegrityError(
+                f"{type_name} {entity_id} is at version {version} in the log, not "
+                f"{event.entity_version - 1} as the vault's tables say: they have drifted "
+                f"from the log; {REPAIR}"
+            )
+        after = _after(event, before)
+        if event.event_type != ACCESS_DENIED:
+            if before is not None:
+                self.state.digest -= entity_hash(type_name, entity_id, before)
+            if after is not None:
+                self.state.digest += entity_hash(type_name, entity_id, after)
+            self.state.counts[type_name] += (after is not None) - (before is not None)
+        self._entities[entity_id] = (type_name, after, event.entity_version)
+        self.state.head_seq, self.state.head_hash = event.seq, event.hash
+
+    def save(self) -> None:
+        save(self._connection, self.state)
+
+
+def _after(event: Event, before: list[FieldValue] | None) -> list[FieldValue] | None:
+    if event.event_type == DELETED:
+        return None
+    if event.event_type == ACCESS_DENIED:
+        return before
+    return entity_values(event.entity_type, None if event.event_type == CREATED else before,
+                         unpack_payload(event.payload))
