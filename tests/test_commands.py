@@ -75,7 +75,8 @@ def test_export_is_sorted_and_has_no_database_ids(demo_db: str, cli) -> None:
 def test_reinit_is_the_story_reinit(demo_db: str, cli) -> None:
     assert cli("reinit", db=demo_db).code == 2  # needs --yes
     assert cli("reinit", "--yes", "--as", "author01", db=demo_db).code == 1
-    assert cli("reinit", "--yes", db=demo_db).code == 0
+    assert cli("reinit", "--yes", db=demo_db).code == 2  # an explicit admin is required
+    assert cli("reinit", "--yes", "--as", "admin", db=demo_db).code == 0
     counts = status(cli, demo_db)["counts"]
     assert [counts[t] for t in ("user", "document", "workflow", "placeholder", "backup_config")] \
         == [2, 0, 0, 32, 14]

@@ -100,7 +100,7 @@ def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path,
     package = tmp_path / "story.evpkg"
     assert cli("snapshot", "-o", str(package), db=db).code == 0
 
-    assert cli("reinit", "--yes", db=db).code == 0
+    assert cli("reinit", "--yes", "--as", "admin", db=db).code == 0
     after_reinit = counts(cli, db)
     assert [after_reinit[t] for t in ("user", "document", "workflow", "placeholder",
                                       "backup_config")] == [2, 0, 0, 32, 14]
@@ -112,7 +112,8 @@ def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path,
     assert counts(cli, db) == after_reinit
 
     safety = tmp_path / "safety.evpkg"
-    restored = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety), db=db)
+    restored = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),
+                   "--as", "admin", db=db)
     assert restored.code == 0, restored.err
     assert "verified against" in restored.out and safety.exists()
     after = counts(cli, db)
@@ -180,7 +181,7 @@ def test_dry_run_checks_everything_and_writes_nothing(demo_db: str, cli, make_db
     assert "dry run: would restore" in result.out
     assert not Path(fresh.removeprefix("sqlite:///")).exists()
     before = json.loads(cli("status", "--json", db=demo_db).out)
-    replaced = cli("replay", str(package), "--replace", "--dry-run", db=demo_db)
+    replaced = cli("replay", str(package), "--replace", "--dry-run", "--as", "admin", db=demo_db)
     assert replaced.code == 0, replaced.err
     assert json.loads(cli("status", "--json", db=demo_db).out) == before
 
@@ -253,7 +254,7 @@ def test_a_bad_event_refuses_the_whole_package(db_url: str, cli, tmp_path: Path,
     write_package(package, [user, bad_event])
     assert cli("init", db=db_url).code == 0
     before = export_lines(cli, db_url, without_restore_jobs=False)
-    replaced = cli("replay", str(package), "--replace", db=db_url)
+    replaced = cli("replay", str(package), "--replace", "--as", "admin", db=db_url)
     assert replaced.code == 1
     assert message in replaced.err and len(replaced.err.strip().splitlines()) == 1
     # The safety snapshot taken before the replay found the bad event is not left behind.
@@ -306,7 +307,7 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
     positions = [*sorted(rng.sample(range(len(good)), 25)), 0, len(good) - 1]
     for position in positions:
         damaged.write_bytes(good[:position] + bytes([good[position] ^ 0x5A]) + good[position + 1:])
-        result = cli("replay", str(damaged), "--replace", db=target)
+        result = cli("replay", str(damaged), "--replace", "--as", "admin", db=target)
         assert result.code == 1, f"byte {position}: {result.out}"
         assert result.err.startswith("eventvault: ") and len(result.err.splitlines()) == 1
         assert "Traceback" not in result.err
@@ -315,7 +316,7 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
         assert not list(tmp_path.glob("eventvault-safety-*"))
     for length in (0, 10, len(good) // 2, len(good) - 1):
         damaged.write_bytes(good[:length])
-        assert cli("replay", str(damaged), "--replace", db=target).code == 1
+        assert cli("replay", str(damaged), "--replace", "--as", "admin", db=target).code == 1
     assert export_lines(cli, target, without_restore_jobs=False) == before
     directory = cli("replay", str(tmp_path), db=target)
     assert directory.code == 1 and "directory" in directory.err
@@ -378,7 +379,8 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
     temporary.mkdir()
     environment = {**os.environ, "EVENTVAULT_DB": target, "TMPDIR": str(temporary)}
     # Without --safety-snapshot each attempt writes its own, named by the time, in cwd.
-    command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace"]
+    command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace",
+               "--as", "admin"]
     rng = random.Random(11)
     killed_mid_way = 0
     for _ in range(6):

@@ -69,6 +69,9 @@ class AuditEvent:
     reason: str | None
     changes: dict[str, dict[str, Value]]  # field -> {"old": ..., "new": ...}
     command: str | None = None  # what an access_denied event's actor tried to do
+    # Who was authenticated when it was recorded ({"os": ..., "db": ...}), beside `actor`,
+    # whom the command claimed to act as; None for events recorded before eventvault 0.2.
+    principal: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "recorded_at": us_to_iso(self.recorded_at)}
@@ -372,6 +375,7 @@ def describe(event: Event, names: Names) -> AuditEvent:
         event.seq, event.recorded_at, event.event_type, event.entity_type, event.entity_id,
         names.name_at(event.entity_id, event.seq), event.actor_id,
         names.name_at(event.actor_id, event.seq), event.reason, changes, command,
+        event.principal,
     )
 
 

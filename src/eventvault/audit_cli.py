@@ -10,9 +10,9 @@ import click
 
 from eventvault import audit as queries
 from eventvault.errors import UsageError
-from eventvault.events import parse_time
+from eventvault.events import parse_time, principal_text
 from eventvault.registry import TYPE_NAMES
-from eventvault.render import Column, Format, render
+from eventvault.render import Column, Format, for_terminal, render
 
 if TYPE_CHECKING:
     from eventvault.vault import Vault
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PAGE = 1000
 
 EVENT_FIELDS = ("seq", "recorded_at", "event_type", "entity_type", "entity_id", "entity_name",
-                "actor", "actor_id", "reason", "command", "changes")
+                "actor", "actor_id", "principal", "reason", "command", "changes")
 
 STATE_FIELDS = ("entity_type", "entity_id", "at", "seq", "field", "value", "uuid")
 
@@ -89,8 +89,9 @@ def history(context: VaultContext, ref: str, as_json: bool, as_csv: bool) -> Non
     found = queries.history(context.vault, ref)
     if fmt == "table":
         state = " (deleted)" if found.deleted else ""
-        click.echo(f"{found.entity_type} {found.entity_id} {_name(found.name)}{state}")
-    columns = [SEQ, TIME, ACTOR, EVENT, REASON, CHANGES]
+        click.echo(for_terminal(
+            f"{found.entity_type} {found.entity_id} {_name(found.name)}{state}"))
+    columns = [SEQ, TIME, ACTOR, PRINCIPAL, EVENT, REASON, CHANGES]
     _print(fmt, (event.as_json() for event in found.events), columns)
 
 
@@ -105,7 +106,8 @@ def actor(context: VaultContext, username: str, since: int | None, until: int | 
     fmt = output_format(as_json, as_csv)
     pages = Pages(lambda after, size: queries.actor_events(
         context.vault, username, since=since, until=until, after=after, limit=size))
-    _print(fmt, pages.records(after, limit), [SEQ, TIME, ENTITY, EVENT, REASON, CHANGES])
+    _print(fmt, pages.records(after, limit),
+           [SEQ, TIME, PRINCIPAL, ENTITY, EVENT, REASON, CHANGES])
     pages.tell_more()
 
 
@@ -125,7 +127,7 @@ def log(context: VaultContext, type_name: str | None, actor_name: str | None,
         context.vault, type_name=type_name, actor=actor_name, since=since, until=until,
         after=after, limit=size))
     _print(fmt, pages.records(after, limit),
-           [SEQ, TIME, ACTOR, ENTITY, EVENT, REASON, CHANGES])
+           [SEQ, TIME, ACTOR, PRINCIPAL, ENTITY, EVENT, REASON, CHANGES])
     pages.tell_more()
 
 
@@ -146,10 +148,11 @@ def as_of(context: VaultContext, ref: str, moment: int, as_json: bool, as_csv: b
              "at": state["at"], "seq": state["seq"], "field": field, **_split(value)}
             for field, value in state["fields"].items()]
     if fmt == "table":
-        click.echo(f"{state['entity_type']} {state['entity_id']} {_name(state['name'])} "
-                   f"as of {state['at']}")
-        click.echo(f"version {state['version']}, last changed at seq {state['changed_seq']} "
-                   f"({state['changed_at']}) by {state['changed_by']}")
+        click.echo(for_terminal(f"{state['entity_type']} {state['entity_id']} "
+                                f"{_name(state['name'])} as of {state['at']}"))
+        click.echo(for_terminal(f"version {state['version']}, last changed at seq "
+                                f"{state['changed_seq']} ({state['changed_at']}) by "
+                                f"{state['changed_by']}"))
     _print(fmt, rows, [Column("FIELD", lambda r: r["field"]),
                        Column("VALUE", lambda r: _cell(r["shown"]))], STATE_FIELDS)
 
@@ -230,6 +233,8 @@ def _entity(record: Mapping[str, Any]) -> str:
 SEQ = Column("SEQ", lambda r: str(r["seq"]))
 TIME = Column("TIME", lambda r: r["recorded_at"])
 ACTOR = Column("ACTOR", lambda r: r["actor"] or r["actor_id"])
+# Who was really authenticated (the actor is only what --as claimed); "-" before 0.2.
+PRINCIPAL = Column("AUTHENTICATED", lambda r: principal_text(r["principal"]) or "-")
 ENTITY = Column("ENTITY", _entity)
 EVENT = Column("EVENT", lambda r: r["event_type"])
 REASON = Column("REASON", lambda r: r["reason"] or "")

@@ -18,6 +18,8 @@ from eventvault.domain import Commands
 from eventvault.engine import describe, without_password
 from eventvault.errors import EventVaultError, IntegrityError, UsageError
 from eventvault.events import parse_time
+from eventvault.render import for_terminal
+from eventvault.values import storable_error
 from eventvault.vault import Vault
 
 
@@ -81,21 +83,28 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
 # --- lifecycle ---------------------------------------------------------------------------
 
 @cli.command()
+@click.option("--writer-role", metavar="ROLE",
+              help="PostgreSQL: grant this login role what writing and reading need, and "
+                   "no more (the role running init stays the owner that migrates).")
 @pass_context
-def init(context: Context) -> None:
+def init(context: Context, writer_role: str | None) -> None:
     """Create (or upgrade) the vault schema and the system entities. Idempotent."""
-    created = context.vault.init()
+    created = context.vault.init(writer_role=writer_role)
     click.echo(f"vault ready at {context.vault.where} ({created} system entities created)")
+    if writer_role:
+        click.echo(f"writer role {writer_role} may read and append; it owns nothing")
 
 
 @cli.command()
 @click.option("--yes", is_flag=True, help="Confirm: this deletes every event and entity.")
-@click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True)
+@click.option("--as", "actor", metavar="USERNAME", help="The admin who does it (required).")
 @pass_context
-def reinit(context: Context, yes: bool, actor: str) -> None:
+def reinit(context: Context, yes: bool, actor: str | None) -> None:
     """Drop everything, the event log included, then init."""
     if not yes:
         raise UsageError("reinit deletes every event and entity; add --yes to confirm")
+    if actor is None:
+        raise UsageError("reinit needs --as USERNAME naming an admin")
     created = context.vault.reinit(actor, context.command)
     click.echo(f"vault reinitialised at {context.vault.where} ({created} system entities)")
 
@@ -328,12 +337,13 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
               help="Where --replace writes the safety snapshot [default: ./eventvault-safety-*].")
 @click.option("--dry-run", is_flag=True, help="Do every check, write nothing.")
 @point_options
-@click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True,
-              help="Who requests the restore (recorded as a restore_job).")
+@click.option("--as", "actor", metavar="USERNAME",
+              help="Who requests the restore (recorded as a restore_job) [default: system; "
+                   "required with --replace, naming an admin].")
 @pass_context
 def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_id: str | None,
            passphrase_file: str | None, replace: bool, safety_snapshot: str | None,
-           dry_run: bool, at: str | None, until_seq: int | None, actor: str) -> None:
+           dry_run: bool, at: str | None, until_seq: int | None, actor: str | None) -> None:
     """Rebuild the --db vault from PACKAGES (a full package, then its increments in order;
     paths or s3://bucket/key) or from the packages --repo picks for the point."""
     from eventvault.replay import replay as run_replay
@@ -343,6 +353,8 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
         raise UsageError("Missing argument 'PACKAGES...' (or --repo LOCATION)")
     if packages and repo:
         raise UsageError("give PACKAGES or --repo LOCATION, not both")
+    if replace and actor is None:  # the library refuses it too; say so before any download
+        raise UsageError("replay --replace needs --as USERNAME naming an admin")
     with packages_to_replay(packages, repo, vault_id, passphrase_file, until_seq,
                             parse_at(at)) as local:
         result = run_replay(
@@ -358,7 +370,7 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
     click.echo("entities      " + " ".join(f"{t}={n}" for t, n in result.counts.items()))
     click.echo(f"state digest  {result.state_digest}")
     if result.restore_job and not result.dry_run:
-        click.echo(f"restore job   {result.restore_job} (requested by {actor})")
+        click.echo(f"restore job   {result.restore_job} (requested by {actor or 'system'})")
 
 
 def progress_printer() -> Callable[[int, int], None] | None:
@@ -424,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         if not logging.getLogger(name).handlers:
             logging.getLogger(name).addHandler(logging.NullHandler())
     try:
+        check_arguments(words)
         cli.main(args=words, prog_name="eventvault", standalone_mode=False,
                  obj=Context(command=command_line(words)))
     except click.exceptions.Abort:
@@ -467,10 +480,19 @@ def command_line(words: list[str]) -> str:
     return " ".join(["eventvault", *kept])
 
 
+def check_arguments(words: list[str]) -> None:
+    """Refuse arguments no engine can store: invalid UTF-8 arrives as lone surrogates
+    (surrogateescape), and would fail deep inside a write, or in a later replay."""
+    for number, word in enumerate(words, 1):
+        problem = storable_error(word)
+        if problem is not None:
+            raise UsageError(f"argument {number} {problem}")
+
+
 def fail(message: str, code: int) -> int:
-    # One line, and never a database password, whatever the message was built from.
-    line = " ".join(without_password(message).split("\n"))
-    click.echo(f"eventvault: {line}", err=True)
+    # One line, never a database password, and nothing that could steer the terminal,
+    # whatever the message was built from (for_terminal escapes line breaks too).
+    click.echo(f"eventvault: {for_terminal(without_password(message))}", err=True)
     return code
 
 from eventvault.audit_cli import audit  # noqa: E402  (sub-commands live in their own module)

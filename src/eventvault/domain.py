@@ -12,10 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from eventvault import permissions
-from eventvault.errors import ConcurrencyError, IntegrityError, UsageError, ValidationError
+from eventvault import permissions, values
+from eventvault.errors import (
+    ConcurrencyError,
+    IntegrityError,
+    PermissionDeniedError,
+    UsageError,
+    ValidationError,
+)
 from eventvault.events import (
     ACCESS_DENIED,
     CREATED,
@@ -58,11 +64,15 @@ class Commands:
     """
 
     def __init__(
-        self, connection: Connection, appender: Appender, actor: Actor, reason: str | None = None
+        self, connection: Connection, appender: Appender, actor: Actor, reason: str | None = None,
+        max_text: int | None = None,
     ) -> None:
         self.connection = connection
         self.appender = appender
         self.actor = actor
+        self.max_text = values.max_text_bytes(max_text)
+        if reason is not None:
+            values.check_text("the reason", reason, self.max_text)
         self.reason = reason
         self.identity = IdentityMap(connection)
         self.rows = self.identity.rows
@@ -76,6 +86,7 @@ class Commands:
     def find(self, ref: str, type_name: str) -> dict[str, Any]:
         """A live entity by REF: its UUID, `type:natural_key`, or (for users) a username."""
         entity = REGISTRY[type_name]
+        values.check_text(f"the {type_name} reference", ref, self.max_text)
         text = ref.strip()
         if ":" in text and not _is_uuid(text):
             prefix, key = text.split(":", 1)
@@ -104,7 +115,12 @@ class Commands:
         self, entity: EntityType, entity_id: str, version: int, event_type: str,
         fields: Mapping[str, FieldValue],
     ) -> str:
-        """Append the event and make the same change to the projection row."""
+        """Check the event is allowed and storable, append it and make the same change to
+        the projection row. Every write of the library passes here: this is where the role
+        policy and the limits of stored values are enforced."""
+        if event_type != ACCESS_DENIED:
+            self._authorize(entity, entity_id, event_type, fields)
+        values.check_fields(entity.name, fields, self.max_text)
         self.appender.append(
             NewEvent(entity.name, entity_id, version, event_type, self.actor.id, fields,
                      self.reason)
@@ -137,8 +153,44 @@ class Commands:
                 self.identity.remember(entity.name, row)
         return entity_id
 
-    def _require(self, action: str, command: str) -> None:
-        permissions.require(self.actor.username, self.actor.role, action, command)
+    def _authorize(self, entity: EntityType, entity_id: str, event_type: str,
+                   fields: Mapping[str, FieldValue]) -> None:
+        """The role policy (permissions.py) for one event, and the last active admin."""
+        owners: Mapping[str, object] = {}
+        if entity.name == "document":
+            if event_type == CREATED:
+                owners = fields
+            else:
+                row = self.find(entity_id, "document")
+                owners = {"author": self.uuid_of("user", row["author_id"]),
+                          "reviewer": self.uuid_of("user", row["reviewer_id"])}
+        permissions.authorize(self.actor.username, self.actor.role, self.actor.id,
+                              entity.name, event_type, fields, owners)
+        if entity.name == "user" and event_type != CREATED:
+            self._keep_an_admin(entity_id, event_type, fields)
+
+    def _keep_an_admin(self, entity_id: str, event_type: str,
+                       fields: Mapping[str, FieldValue]) -> None:
+        """Refuse to demote, deactivate or delete the last active admin: without one, no
+        one could ever change roles, reinit or replace the vault again."""
+        row = self.find(entity_id, "user")
+        if row["role"] != "admin" or not row["active"]:
+            return
+        if event_type != DELETED and fields.get("role", "admin") == "admin" \
+                and fields.get("active", True):
+            return
+        users = tables["user"]
+        others = self.connection.execute(
+            select(func.count()).select_from(users).where(
+                users.c.role == "admin", users.c.active.is_(True), users.c.uuid != entity_id)
+        ).scalar_one()
+        if not others:
+            change = "deleted" if event_type == DELETED else (
+                "deactivated" if fields.get("active") is False else "demoted")
+            raise PermissionDeniedError(
+                f"{row['username']!r} is the last active admin and cannot be {change}; "
+                "make another user an admin first"
+            )
 
     def create(
         self, type_name: str, fields: Mapping[str, FieldValue], entity_id: str | None = None
@@ -168,7 +220,8 @@ class Commands:
             )
         current = self.logical_fields(entity, row)
         changed = {k: v for k, v in changes.items() if current.get(k) != v}
-        if not changed:
+        if not changed:  # nothing to record, but a refusal is still a refusal
+            self._authorize(entity, row["uuid"], event_type, changes)
             return str(row["uuid"])
         self._check(entity, changed, row)
         return self._record(entity, row["uuid"], row["version"] + 1, event_type, changed)
@@ -241,7 +294,6 @@ class Commands:
     # --- users ---------------------------------------------------------------------------
 
     def add_user(self, username: str, role: str = "viewer", email: str = "") -> str:
-        self._require("user.create", "create users")
         if not username or any(c.isspace() for c in username) or ":" in username:
             raise ValidationError(f"invalid username {username!r}: no spaces or colons")
         return self.create("user", {"username": username, "role": role, "email": email,
@@ -249,12 +301,9 @@ class Commands:
 
     def update_user(self, ref: str, changes: Mapping[str, str]) -> str:
         row = self.find(ref, "user")
-        typed = self.parse_changes("user", changes)
-        self._require("user.role" if "role" in typed else "user.update", "change users")
-        return self.update("user", row, typed)
+        return self.update("user", row, self.parse_changes("user", changes))
 
     def delete_user(self, ref: str) -> str:
-        self._require("user.delete", "delete users")
         row = self.find(ref, "user")
         if row["username"] in (SYSTEM_ACTOR, "admin"):
             raise ValidationError(f"the system user {row['username']!r} cannot be deleted")
@@ -263,13 +312,7 @@ class Commands:
     # --- documents -----------------------------------------------------------------------
 
     def add_document(self, title: str, author: str, reviewer: str | None = None) -> str:
-        self._require("document.create", "create documents")
         author_row = self.find(author, "user")
-        if self.actor.role == "author" and author_row["uuid"] != self.actor.id:
-            raise permissions.PermissionDeniedError(
-                f"{self.actor.username} (role author) may not create documents for another "
-                "author; only as their own author"
-            )
         fields: dict[str, FieldValue] = {"title": title, "author": author_row["uuid"]}
         if reviewer:
             fields["reviewer"] = self.find(reviewer, "user")["uuid"]
@@ -281,29 +324,16 @@ class Commands:
         self, ref: str, changes: Mapping[str, str], expected_version: int | None = None
     ) -> str:
         row = self.find(ref, "document")
-        self._require_document_access(row, "document.update", "edit this document")
         return self.update("document", row, self.parse_changes("document", changes),
                            expected_version)
 
     def delete_document(self, ref: str) -> str:
         row = self.find(ref, "document")
-        self._require_document_access(row, "document.delete", "delete this document")
         return self.delete("document", row)
-
-    def _require_document_access(self, row: Mapping[str, Any], action: str, command: str
-                                 ) -> None:
-        self._require(action, command)
-        own = {"author": row["author_id"], "reviewer": row["reviewer_id"]}.get(self.actor.role)
-        if self.actor.role in ("author", "reviewer") and self.uuid_of("user", own) != self.actor.id:
-            raise permissions.PermissionDeniedError(
-                f"{self.actor.username} (role {self.actor.role}) may not {command}: it is not "
-                f"their own; ask an admin"
-            )
 
     # --- workflows -----------------------------------------------------------------------
 
     def start_workflow(self, document_ref: str, assignee: str | None = None) -> str:
-        self._require("workflow.start", "start workflows")
         fields: dict[str, FieldValue] = {
             "document": self.find(document_ref, "document")["uuid"],
             "current_state": self.find(INITIAL_STATE, "workflow_state")["uuid"],
@@ -313,7 +343,6 @@ class Commands:
         return self.create("workflow", fields)
 
     def move_workflow(self, ref: str, state: str, expected_version: int | None = None) -> str:
-        self._require("workflow.move", "move workflows")
         row = self.find(ref, "workflow")
         current = self.find(str(self.uuid_of("workflow_state", row["current_state_id"])),
                             "workflow_state")
@@ -330,7 +359,6 @@ class Commands:
     # --- jobs ----------------------------------------------------------------------------
 
     def add_backup_job(self, config: str, status: str = "completed", note: str = "") -> str:
-        self._require("backup.record", "record backup jobs")
         config_id = self.find(config, "backup_config")["uuid"]
         return self.create("backup_job", {"config": config_id, "status": status, "note": note})
 
@@ -338,7 +366,6 @@ class Commands:
         self, requested_by: str, backup_job: str | None = None, status: str = "completed",
         note: str = "",
     ) -> str:
-        self._require("restore.record", "record restore jobs")
         fields: dict[str, FieldValue] = {
             "requested_by": self.find(requested_by, "user")["uuid"],
             "status": status, "note": note,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
+import pwd
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -187,3 +189,23 @@ def _is_connect_failure(error: BaseException) -> bool:
             "authentication", "timeout", "refused", "no such host", "password",
         )
     )
+
+
+def os_user() -> str:
+    """The user running this process (its effective uid), as the system knows it."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid with no passwd entry (containers): the environment, else the uid
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return f"uid {os.geteuid()}"
+
+
+def authenticated_principal(connection: Connection) -> dict[str, str]:
+    """Who is really writing: the OS user, and on PostgreSQL the database session_user (the
+    role that logged in, which SET ROLE does not change). SQLite has no users of its own."""
+    principal = {"os": os_user()}
+    if connection.dialect.name == "postgresql":
+        principal["db"] = str(connection.exec_driver_sql("SELECT session_user").scalar_one())
+    return principal

@@ -3,7 +3,12 @@
 The canonical encoding of an event is one msgpack array (see docs/FORMAT.md):
 
     [seq, entity_type, entity_id, entity_version, event_type, schema_version,
-     actor_id, reason, recorded_at, payload]
+     actor_id, reason, recorded_at, payload(, principal)]
+
+`principal` (since eventvault 0.2) is who was authenticated when the event was recorded, as
+opposed to `actor_id`, the user the command claimed to act as (`--as`): a map such as
+`{"os": "alice", "db": "app_writer"}`. Records written before it have 10 elements and no
+principal; their bytes, and so their hashes, are unchanged.
 
 `payload` is itself canonical msgpack (a map with sorted keys) carried as bytes, so the
 database row, the package record and the hash input are the same bytes everywhere.
@@ -34,6 +39,9 @@ TRANSITIONED, ACCESS_DENIED = "transitioned", "access_denied"
 EVENT_TYPES = (CREATED, UPDATED, DELETED, TRANSITIONED, ACCESS_DENIED)
 
 FieldValue = str | int | bool | None
+# Who was authenticated: "os" (the user running the command), "db" (the database's
+# session_user, on engines that have one). Canonical: keys sorted.
+Principal = dict[str, str]
 
 
 class Event(NamedTuple):
@@ -51,6 +59,7 @@ class Event(NamedTuple):
     recorded_at: int  # microseconds since the Unix epoch, UTC
     payload: bytes  # canonical msgpack map
     hash: bytes
+    principal: Principal | None = None  # absent in records written before eventvault 0.2
 
     @property
     def event_id(self) -> str:
@@ -64,6 +73,7 @@ class Event(NamedTuple):
         return encode_record(
             self.seq, self.entity_type, self.entity_id, self.entity_version, self.event_type,
             self.schema_version, self.actor_id, self.reason, self.recorded_at, self.payload,
+            self.principal,
         )
 
 
@@ -78,12 +88,13 @@ def unpack_payload(payload: bytes) -> dict[str, FieldValue]:
 def encode_record(
     seq: int, entity_type: str, entity_id: str, entity_version: int, event_type: str,
     schema_version: int, actor_id: str, reason: str | None, recorded_at: int, payload: bytes,
+    principal: Principal | None = None,
 ) -> bytes:
-    return msgpack.packb(
-        [seq, entity_type, entity_id, entity_version, event_type, schema_version,
-         actor_id, reason, recorded_at, payload],
-        use_bin_type=True,
-    )
+    fields: list[Any] = [seq, entity_type, entity_id, entity_version, event_type,
+                         schema_version, actor_id, reason, recorded_at, payload]
+    if principal is not None:  # none: the 10-element record of eventvault 0.1, byte for byte
+        fields.append(dict(sorted(principal.items())))
+    return msgpack.packb(fields, use_bin_type=True)
 
 
 def chain_hash(previous: bytes, record: bytes) -> bytes:
@@ -116,9 +127,28 @@ _RECORD_TYPES = (
 
 def event_from_record(item: list[Any], event_hash: bytes) -> Event:
     """Build an Event from a decoded record; raises ValueError on a malformed one."""
-    if type(item) is not list or tuple(map(type, item)) not in _RECORD_TYPES:
-        raise ValueError("record is not a 10-element array of the right types")
+    if type(item) is not list:
+        raise ValueError("record is not a 10- or 11-element array of the right types")
+    if len(item) == 11:
+        principal = item[10]
+        if tuple(map(type, item[:10])) not in _RECORD_TYPES or not _is_principal(principal):
+            raise ValueError("record is not a 10- or 11-element array of the right types")
+        return Event(*item[:10], event_hash, principal)
+    if tuple(map(type, item)) not in _RECORD_TYPES:
+        raise ValueError("record is not a 10- or 11-element array of the right types")
     return Event(*item, event_hash)
+
+
+def _is_principal(value: object) -> bool:
+    return type(value) is dict and all(
+        type(k) is str and type(v) is str for k, v in value.items())
+
+
+def principal_text(principal: Principal | None) -> str | None:
+    """A principal for people: `os alice, db app_writer`; None for events without one."""
+    if principal is None:
+        return None
+    return ", ".join(f"{key} {value}" for key, value in sorted(principal.items()))
 
 
 def decode_record(record: bytes, event_hash: bytes) -> Event:

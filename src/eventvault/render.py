@@ -31,6 +31,18 @@ GAP = "  "
 # Control characters in a cell (a title or reason holding an escape sequence) are shown
 # escaped, so stored text can never move the cursor or recolour a person's terminal.
 _CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160)) if code != 10}
+_CONTROL_LINE = {**_CONTROL, 10: "\\n"}
+
+
+def for_terminal(text: str) -> str:
+    """One line of text for people, whatever it quotes: control characters (escape
+    sequences, CR, LF) and what is not valid Unicode are shown escaped, never sent raw."""
+    text = text.translate(_CONTROL_LINE)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,14 +73,21 @@ class _DryRunDone(Exception):
 
 def replay(
     target: Vault, packages: Sequence[str | os.PathLike[str]], *, replace: bool = False,
-    dry_run: bool = False, actor: str = "system", until_seq: int | None = None,
+    dry_run: bool = False, actor: str | None = None, until_seq: int | None = None,
     at: int | None = None, safety_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None, command: str = "replay --replace",
 ) -> ReplayResult:
-    """Replay `packages` into `target`; `command` is what a refusal is recorded as."""
+    """Replay `packages` into `target`; `command` is what a refusal is recorded as.
+
+    `actor` requests the restore (it is recorded as its `restore_job`); `system` if not
+    given, but `replace` needs it given, naming an admin: replacing a vault is never implicit.
+    """
     started = time.monotonic()
     if not packages:
         raise UsageError("give at least one package to replay")
+    if replace and actor is None:
+        raise UsageError("replay --replace needs --as USERNAME naming an admin")
+    actor = actor or "system"
     readers = open_chain(packages)
     for reader in readers:  # every checksum, before the target is touched at all
         reader.check_frames()

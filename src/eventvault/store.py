@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, func, inspect, select
 from sqlalchemy import exc as sa_exc
 
 from eventvault import codec
+from eventvault.engine import authenticated_principal
 from eventvault.errors import ConcurrencyError, UsageError
 from eventvault.events import (
     GENESIS_HASH,
@@ -30,6 +31,8 @@ from eventvault.log_state import Tracker
 from eventvault.tables import events
 
 READ_BATCH = 5000
+# The advisory lock key that serialises appends on PostgreSQL ("EVAPPEND" in ASCII).
+APPEND_LOCK_KEY = 0x4556415050454E44
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,8 @@ class Appender:
         self._connection = connection
         self.head = read_head(connection)
         self.tracker = Tracker(connection, self.head.seq, self.head.hash)
+        # Recorded in every event beside the claimed actor: who was really authenticated.
+        self.principal = authenticated_principal(connection)
         self._pending: list[tuple[Event, bytes]] = []
 
     def append(self, new: NewEvent) -> Event:
@@ -89,12 +94,13 @@ class Appender:
         payload = pack_payload(new.fields)
         record = encode_record(
             seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
-            SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload,
+            SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, self.principal,
         )
         digest = chain_hash(self.head.hash, record)
         event = Event(
             seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
             SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, digest,
+            self.principal,
         )
         self.tracker.apply(event)  # refuses a version the log does not continue
         self._pending.append((event, record))
@@ -125,11 +131,14 @@ def lock_for_append(connection: Connection) -> None:
 
     Without it two PostgreSQL transactions could take seq n and n+1 and commit in the
     opposite order: a reader polling "events after n" would see n+1 first and skip n for
-    good. EXCLUSIVE mode still lets readers SELECT. SQLite needs nothing here: write
+    good. The lock is a transaction-level advisory lock every appender takes, held to the
+    commit: `LOCK TABLE events IN EXCLUSIVE MODE` would do the same, but PostgreSQL grants it
+    only to a role that may UPDATE, DELETE or TRUNCATE events, which a least-privilege
+    writer role (`init --writer-role`) must not. SQLite needs nothing here: write
     transactions begin with BEGIN IMMEDIATE, which takes the database's write lock.
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
 
 
 def lock_for_replace(connection: Connection) -> None:

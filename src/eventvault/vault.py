@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, select
 
 from eventvault import engine as engines
-from eventvault import log_state, permissions, projection, schema, store
+from eventvault import grants, log_state, permissions, projection, schema, store, values
 from eventvault.domain import Actor, Commands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import now_us
@@ -49,11 +49,15 @@ class Status:
 
 class Vault:
     """A vault on one database (`url`: sqlite:///path.db or postgresql://...; None is
-    EVENTVAULT_DB or ./eventvault.db). Use it as a context manager, or `close()` it."""
+    EVENTVAULT_DB or ./eventvault.db). Use it as a context manager, or `close()` it.
 
-    def __init__(self, url: str | None = None) -> None:
+    `max_text`: the longest text value a command may store, in UTF-8 bytes (default
+    EVENTVAULT_MAX_TEXT, else 64 KiB; values.py)."""
+
+    def __init__(self, url: str | None = None, max_text: int | None = None) -> None:
         self.url = engines.resolve_url(url)
         self.engine: Engine = engines.create(self.url)
+        self.max_text = values.max_text_bytes(max_text)
 
     @property
     def where(self) -> str:
@@ -130,7 +134,7 @@ class Vault:
             with self.connect(write=True) as connection:
                 schema.require_current(connection, self.where)
                 commands = Commands(connection, store.Appender(connection),
-                                    self._actor(connection, actor), reason)
+                                    self._actor(connection, actor), reason, self.max_text)
                 yield commands
                 commands.flush()
         except PermissionDeniedError:
@@ -167,17 +171,24 @@ class Vault:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def init(self) -> int:
+    def init(self, writer_role: str | None = None) -> int:
         """Create or upgrade the schema and any missing system entity. Idempotent.
 
-        Returns how many system entities were created.
+        `writer_role` (PostgreSQL): a login role granted what writing and reading need and
+        no ownership (grants.py). Returns how many system entities were created.
         """
+        if writer_role is not None and self.url.get_backend_name() != "postgresql":
+            raise UsageError("--writer-role is for PostgreSQL; SQLite has no database roles")
         with self.connect(write=True, create=True) as connection:
-            return self._initialise(connection)
+            created = self._initialise(connection)
+            if writer_role is not None:
+                grants.grant_writer(connection, writer_role)
+            return created
 
-    def reinit(self, actor: str = SYSTEM_ACTOR, command: str = "reinit") -> int:
+    def reinit(self, actor: str, command: str = "reinit") -> int:
         """Drop everything, the event log included, then init: the reinit of the story.
 
+        `actor` must name an admin (no default: destroying the log is never implicit).
         One transaction: if anything fails, the old vault is still there.
         """
         with self.connect() as connection:
