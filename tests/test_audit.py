@@ -96,7 +96,8 @@ def test_history_of_a_demo_document_shows_old_and_new_title_and_the_author(story
     assert updated["reason"] == "new document"
 
     table = cli_ok(story, "audit", "history", story.document).out
-    assert table.splitlines()[1].split() == ["SEQ", "TIME", "ACTOR", "EVENT", "REASON", "CHANGES"]
+    assert table.splitlines()[1].split() == [
+        "SEQ", "TIME", "ACTOR", "AUTHENTICATED", "EVENT", "REASON", "CHANGES"]
     assert f'title: "{old_title}" -> "{old_title} (rev. 2)"' in table
     assert "author01" in table
 

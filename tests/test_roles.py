@@ -18,9 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from eventvault.vault import Vault
 from eventvault.errors import PermissionDeniedError
 from eventvault.events import decode_record, encode_record, pack_payload
+from eventvault.vault import Vault
 
 OS_USER = pwd.getpwuid(os.geteuid()).pw_name
 
@@ -39,19 +39,25 @@ def test_a_viewer_cannot_create_an_admin_through_the_library(demo_db: str, cli) 
     before = status(cli, demo_db)
     with Vault(demo_db) as vault:
         # The generic commands, not only the CLI's add_user/update_user, go through the policy.
-        with pytest.raises(PermissionDeniedError, match="viewer01 .*may not create users"):
-            with vault.write("viewer01") as commands:
-                commands.create("user", {"username": "mallory", "role": "admin",
-                                         "email": "", "active": True})
-        with pytest.raises(PermissionDeniedError, match="may not change users"):
-            with vault.write("viewer01") as commands:
-                commands.update("user", commands.find("viewer01", "user"), {"role": "admin"})
-        with pytest.raises(PermissionDeniedError, match="author01 .*not their own"):
-            with vault.write("author01") as commands:
-                theirs = next(d for d in vault.export() if d["type"] == "document"
-                              and d["fields"]["author"] != commands.actor.id)
-                commands.update("document", commands.find(theirs["uuid"], "document"),
-                                {"title": "mine now"})
+        with (
+            pytest.raises(PermissionDeniedError, match=r"viewer01 .*may not create users"),
+            vault.write("viewer01") as commands,
+        ):
+            commands.create("user", {"username": "mallory", "role": "admin",
+                                     "email": "", "active": True})
+        with (
+            pytest.raises(PermissionDeniedError, match="may not change users"),
+            vault.write("viewer01") as commands,
+        ):
+            commands.update("user", commands.find("viewer01", "user"), {"role": "admin"})
+        with (
+            pytest.raises(PermissionDeniedError, match=r"author01 .*not their own"),
+            vault.write("author01") as commands,
+        ):
+            theirs = next(d for d in vault.export() if d["type"] == "document"
+                          and d["fields"]["author"] != commands.actor.id)
+            commands.update("document", commands.find(theirs["uuid"], "document"),
+                            {"title": "mine now"})
     after = status(cli, demo_db)
     assert after["state_digest"] == before["state_digest"]
     assert after["head_seq"] == before["head_seq"] + 3  # three refusals on the record
@@ -78,9 +84,12 @@ def test_the_last_active_admin_cannot_be_demoted_deactivated_or_deleted(demo_db:
     assert cli("user", "add", "boss", "--role", "admin", "--as", "admin", db=demo_db).code == 0
     assert cli("user", "update", "admin", "--set", "role=viewer", "--as", "boss",
                db=demo_db).code == 0
-    with Vault(demo_db) as vault, pytest.raises(PermissionDeniedError, match="last active"):
-        with vault.write("boss") as commands:  # deleting, through the generic command
-            commands.delete("user", commands.find("boss", "user"))
+    with (  # deleting, through the generic command
+        Vault(demo_db) as vault,
+        pytest.raises(PermissionDeniedError, match="last active"),
+        vault.write("boss") as commands,
+    ):
+        commands.delete("user", commands.find("boss", "user"))
     assert last_event(cli, demo_db)["event_type"] == "access_denied"
     assert cli("user", "update", "system", "--set", "role=admin", "--as", "boss",
                db=demo_db).code == 0

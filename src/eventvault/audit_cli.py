@@ -12,7 +12,7 @@ from eventvault import audit as queries
 from eventvault.errors import UsageError
 from eventvault.events import parse_time, principal_text
 from eventvault.registry import TYPE_NAMES
-from eventvault.render import Column, Format, for_terminal, render
+from eventvault.render import CSV_LINE_END, Column, Format, for_terminal, render
 
 if TYPE_CHECKING:
     from eventvault.vault import Vault
@@ -193,7 +193,10 @@ def _print(fmt: Format, records: Iterable[Mapping[str, Any]], columns: list[Colu
     lines = 0
     for line in render(fmt, records, columns, fields):
         lines += 1
-        click.echo(line)
+        if fmt == "csv":  # RFC 4180 records end with CRLF
+            click.echo(line + CSV_LINE_END, nl=False)
+        else:
+            click.echo(line)
     if fmt == "table" and lines <= 1:  # a header alone would look like a failure
         click.echo("(none)")
 

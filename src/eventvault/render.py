@@ -28,6 +28,7 @@ MEASURE_ROWS = 500
 # is always in --json and --csv). The last column is never padded, so it is never cut.
 MAX_WIDTH = 48
 GAP = "  "
+CSV_LINE_END = "\r\n"  # RFC 4180
 # Control characters in a cell (a title or reason holding an escape sequence) are shown
 # escaped, so stored text can never move the cursor or recolour a person's terminal.
 _CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160)) if code != 10}
@@ -98,10 +99,14 @@ def csv_cell(value: Any) -> str:
 
 
 def _csv_row(cells: Sequence[str]) -> str:
+    """One RFC 4180 record without its line end (the caller ends it with CRLF).
+
+    The writer quotes a cell holding any character of its `lineterminator`: with CRLF there,
+    a cell holding CR or LF is quoted (with an empty one, as before, it was not, and a title
+    with a line break split its row in two)."""
     buffer = io.StringIO()
-    # The caller adds the line end; a cell holding a newline is quoted, as RFC 4180 wants.
-    csv.writer(buffer, lineterminator="").writerow(cells)
-    return buffer.getvalue()
+    csv.writer(buffer, lineterminator=CSV_LINE_END).writerow(cells)
+    return buffer.getvalue()[: -len(CSV_LINE_END)]
 
 
 def table_lines(columns: Sequence[Column], records: Iterable[Record]) -> Iterator[str]:
