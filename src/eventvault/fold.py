@@ -71,7 +71,8 @@ class StateFold:
 
     def apply(self, event: Event) -> None:
         # Unpacked once: a NamedTuple's attribute access costs more than the fold's checks.
-        seq, type_name, entity_id, version, kind, schema_version, _a, _r, _t, payload = event[:10]
+        seq, type_name, entity_id, version, kind, schema_version, _a, _r, _t, payload, _h, _p = (
+            event)
         specs = _SPECS.get(type_name)
         if specs is None:
             raise IntegrityError(f"seq {seq}: unknown entity type {type_name!r}")
