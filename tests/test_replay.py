@@ -380,7 +380,7 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
     environment = {**os.environ, "EVENTVAULT_DB": target, "TMPDIR": str(temporary)}
     # Without --safety-snapshot each attempt writes its own, named by the time, in cwd.
     command = [sys.executable, "-m", "eventvault", "replay", str(package), "--replace",
-               "--as", "admin"]
+               "--as", "system"]  # an admin both of the target and of the package
     rng = random.Random(11)
     killed_mid_way = 0
     for _ in range(6):
