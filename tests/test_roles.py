@@ -129,6 +129,24 @@ def test_records_without_a_principal_keep_their_bytes_and_hashes() -> None:
         decode_record(msgpack.packb([*old_fields, 5], use_bin_type=True), b"\0" * 32)
 
 
+def test_a_0_1_0_backup_replays_with_its_events_unattributed(db_url: str, cli) -> None:
+    """Events of 0.1.0 carry no principal: restored as they were (the replay checks them
+    against the package's head hash), the audit shows none for them, and the restore itself,
+    recorded now, has one."""
+    fixtures = Path(__file__).parent / "fixtures" / "v0.1.0"
+    assert cli("replay", str(fixtures / "full.evpkg"), db=db_url).code == 0
+    log = [json.loads(line) for line in
+           cli("audit", "log", "--json", "--limit", "0", db=db_url).lines]
+    *old, restore = log
+    assert old and all(event["principal"] is None for event in old)
+    assert restore["entity_type"] == "restore_job" and restore["principal"]["os"] == OS_USER
+    table = cli("audit", "log", "--limit", "0", db=db_url).lines
+    row = {line.split()[0]: line for line in table[1:] if line[:1].isdigit()}
+    assert row[str(old[0]["seq"])].split()[3] == "-"
+    assert f"os {OS_USER}" in row[str(restore["seq"])]
+    assert cli("verify", db=db_url).code == 0  # old and new records on one chain
+
+
 # --- PostgreSQL least privilege --------------------------------------------------------
 
 @pytest.fixture
