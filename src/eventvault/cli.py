@@ -492,7 +492,8 @@ def check_arguments(words: list[str]) -> None:
 def fail(message: str, code: int) -> int:
     # One line, never a database password, and nothing that could steer the terminal,
     # whatever the message was built from (for_terminal escapes line breaks too).
-    click.echo(f"eventvault: {for_terminal(without_password(message))}", err=True)
+    line = " ".join(without_password(message).split("\n"))
+    click.echo(f"eventvault: {for_terminal(line)}", err=True)
     return code
 
 from eventvault.audit_cli import audit  # noqa: E402  (sub-commands live in their own module)
