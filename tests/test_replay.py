@@ -422,7 +422,7 @@ def test_a_locked_sqlite_vault_waits_then_fails_in_one_line(
         other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
         safety = tmp_path / "safety.evpkg"
         result = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),
-                     db=demo_db)
+                     "--as", "admin", db=demo_db)
     finally:
         other.close()
     assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err

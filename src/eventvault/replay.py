@@ -220,7 +220,7 @@ def _check_target(target: Vault, replace: bool, actor: str, command: str) -> boo
     if not replace:
         held = ", ".join(f"{n} {t}s" for t, n in counts.items() if n)
         raise ValidationError(
-            f"target vault is not empty ({held}); use --replace to restore over it"
+            f"target vault is not empty ({held}); use --replace --as ADMIN to restore over it"
         )
     with target.connect() as connection:
         target.authorize(connection, actor, "vault.replace", "replace the vault by a replay",
