@@ -144,7 +144,7 @@ def snapshot(
 
 def replay(
     target: Vault, packages: Sequence[Path], *, replace: bool = False, dry_run: bool = False,
-    actor: str = "system", until_seq: int | None = None, at: int | None = None,
+    actor: str | None = None, until_seq: int | None = None, at: int | None = None,
     safety_path: Path | None = None,
 ) -> ReplayResult:
     """Rebuild `target` from `packages` (a full package, then its increments in order).
@@ -154,8 +154,9 @@ def replay(
     PackageError, DanglingReferenceError...) and leaves the target as it was. A target that
     holds data is refused unless `replace` (admins only; a safety snapshot is written first,
     to `safety_path` or ./eventvault-safety-*.evpkg). `until_seq` / `at` (µs) restore an
-    earlier point. The restore is recorded as a restore_job requested by `actor`, one event
-    after the restored head. `dry_run` does every check and writes nothing.
+    earlier point. The restore is recorded as a restore_job requested by `actor` (default
+    `system`; with `replace` it must be given, naming an admin: a UsageError otherwise), one
+    event after the restored head. `dry_run` does every check and writes nothing.
     """
     from eventvault.replay import replay as restore
 
