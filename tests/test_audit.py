@@ -280,7 +280,11 @@ def test_unknown_or_malformed_input_is_one_line_on_stderr(story: Story, args: tu
                                                           ) -> None:
     result = run_cli("audit", *args, db=story.db)
     assert result.code != 0
-    assert result.out == ""
+    # With --json the error is also one object on stdout, for scripts (the CLI's convention).
+    expected = (json.dumps({"error": result.err.strip()[len("eventvault: "):],
+                            "exit_code": result.code}, separators=(",", ":")) + "\n"
+                if "--json" in args else "")
+    assert result.out == expected
     assert len(result.err.splitlines()) == 1 and result.err.startswith("eventvault: ")
 
 

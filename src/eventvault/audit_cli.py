@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from eventvault import audit as queries
 from eventvault.errors import UsageError
 from eventvault.events import parse_time, principal_text
 from eventvault.registry import TYPE_NAMES
 from eventvault.render import CSV_LINE_END, Column, Format, for_terminal, render
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the queries load SQLAlchemy: imported when a command runs, not for --help
+    from eventvault import audit as queries
     from eventvault.vault import Vault
+
+DEFAULT_LIMIT = 100  # events a page by default; equal to audit.DEFAULT_LIMIT (a test says so)
 
 # With --limit 0 (everything) the events come this many a query, each page its own read
 # transaction: the log is append-only and pages follow seq, so none is missed or repeated.
@@ -64,7 +66,7 @@ def range_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--after", metavar="SEQ", type=click.IntRange(min=0), default=0,
                      help="Continue after this seq (the previous page's last)."),
         click.option("--limit", metavar="N", type=click.IntRange(min=0),
-                     default=queries.DEFAULT_LIMIT, show_default=True,
+                     default=DEFAULT_LIMIT, show_default=True,
                      help="At most this many events; 0 for all."),
     )):
         function = option(function)
@@ -86,6 +88,8 @@ def output_format(as_json: bool, as_csv: bool) -> Format:
 def history(context: VaultContext, ref: str, as_json: bool, as_csv: bool) -> None:
     """Every event of one entity in order, with each field's old and new value."""
     fmt = output_format(as_json, as_csv)
+    from eventvault import audit as queries
+
     found = queries.history(context.vault, ref)
     if fmt == "table":
         state = " (deleted)" if found.deleted else ""
@@ -104,6 +108,8 @@ def actor(context: VaultContext, username: str, since: int | None, until: int | 
           after: int, limit: int, as_json: bool, as_csv: bool) -> None:
     """Everything USERNAME did, in order; a user deleted since too."""
     fmt = output_format(as_json, as_csv)
+    from eventvault import audit as queries
+
     pages = Pages(lambda after, size: queries.actor_events(
         context.vault, username, since=since, until=until, after=after, limit=size))
     _print(fmt, pages.records(after, limit),
@@ -123,6 +129,8 @@ def log(context: VaultContext, type_name: str | None, actor_name: str | None,
         as_csv: bool) -> None:
     """The event log in order, filtered by entity type, actor and time."""
     fmt = output_format(as_json, as_csv)
+    from eventvault import audit as queries
+
     pages = Pages(lambda after, size: queries.log(
         context.vault, type_name=type_name, actor=actor_name, since=since, until=until,
         after=after, limit=size))
@@ -140,6 +148,8 @@ def log(context: VaultContext, type_name: str | None, actor_name: str | None,
 def as_of(context: VaultContext, ref: str, moment: int, as_json: bool, as_csv: bool) -> None:
     """One entity's fields as they were at a moment, an entity deleted later too."""
     fmt = output_format(as_json, as_csv)
+    from eventvault import audit as queries
+
     state = queries.as_of(context.vault, ref, moment).as_json()
     if fmt == "json":
         click.echo(json.dumps(state, ensure_ascii=False, separators=(",", ":")))

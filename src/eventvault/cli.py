@@ -9,18 +9,24 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import exc as sa_exc
 
-from eventvault.domain import Commands
-from eventvault.engine import describe, without_password
+from eventvault import output
 from eventvault.errors import EventVaultError, IntegrityError, UsageError
 from eventvault.events import parse_time
 from eventvault.render import for_terminal
 from eventvault.values import storable_error
-from eventvault.vault import Vault
+
+if TYPE_CHECKING:  # imported where used: `--help` and `--version` never load SQLAlchemy
+    from eventvault.domain import Commands
+    from eventvault.vault import Vault
+
+EXIT_CODES = """Exit codes: 0 success; 1 a check failed (integrity, digest, dangling
+reference, conflict, permission, verification); 2 a usage error (bad option, value or
+reference); 130 interrupted. Every error is one line on stderr; with --json also
+{"error": ..., "exit_code": n} on stdout."""
 
 
 class Context:
@@ -32,6 +38,8 @@ class Context:
     @property
     def vault(self) -> Vault:
         if self._vault is None:
+            from eventvault.vault import Vault
+
             self._vault = Vault(self.db)
         return self._vault
 
@@ -39,7 +47,7 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.option("--db", metavar="URL", envvar="EVENTVAULT_DB",
               help="Vault database URL [env EVENTVAULT_DB; default sqlite:///eventvault.db].")
 @click.version_option(package_name="eventvault")
@@ -435,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("sqlalchemy", "psycopg"):
         if not logging.getLogger(name).handlers:
             logging.getLogger(name).addHandler(logging.NullHandler())
+    output.expect_json(words)
     try:
         check_arguments(words)
         cli.main(args=words, prog_name="eventvault", standalone_mode=False,
@@ -447,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(error.format_message(), 2 if isinstance(error, click.UsageError) else 1)
     except EventVaultError as error:
         return fail(str(error), error.exit_code)
-    except sa_exc.SQLAlchemyError as error:
+    except _database_error() as error:
         return fail(f"database error: {describe(getattr(error, 'orig', None) or error)}", 1)
     except sqlite3.Error as error:  # from the driver directly (bulk paths bypass SQLAlchemy)
         return fail(f"database error: {describe(error)}", 1)
@@ -490,11 +499,29 @@ def check_arguments(words: list[str]) -> None:
 
 
 def fail(message: str, code: int) -> int:
+    from eventvault.engine import without_password  # here: --help never loads SQLAlchemy
+
     # One line, never a database password, and nothing that could steer the terminal,
     # whatever the message was built from (for_terminal escapes line breaks too).
     line = " ".join(without_password(message).split("\n"))
-    click.echo(f"eventvault: {for_terminal(line)}", err=True)
-    return code
+    return output.fail(for_terminal(line), code)
+
+
+def describe(error: BaseException) -> str:
+    from eventvault.engine import describe as describe_error
+
+    return describe_error(error)
+
+
+def _database_error() -> type[BaseException]:
+    """SQLAlchemy's error base, once loaded; before that none can have been raised (the
+    `except` clause asks only when an error passes, so this never imports SQLAlchemy)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors.SQLAlchemyError if errors is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
 
 from eventvault.audit_cli import audit  # noqa: E402  (sub-commands live in their own module)
 
