@@ -39,7 +39,10 @@ def test_init_is_idempotent_and_deterministic(cli, make_db) -> None:
 
 def test_status_json_shape(demo_db: str, cli) -> None:
     found = status(cli, demo_db)
-    assert set(found) == {"head_seq", "head_hash", "state_digest", "counts"}
+    assert set(found) == {"vault_id", "url", "schema_revision", "head_seq", "head_hash",
+                          "state_digest", "counts"}
+    assert found["schema_revision"] == "0001"
+    assert found["url"].split(":")[0] in ("sqlite", "postgresql+psycopg")
     assert isinstance(found["head_seq"], int) and len(found["head_hash"]) == 64
     assert found["counts"] == {
         "user": 10, "document": 5, "workflow": 4, "workflow_state": 6, "placeholder": 32,

@@ -16,6 +16,7 @@ import click
 from eventvault import output
 from eventvault.errors import EventVaultError, IntegrityError, UsageError
 from eventvault.events import parse_time
+from eventvault.progress import shown
 from eventvault.render import for_terminal
 from eventvault.values import storable_error
 
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 def actor_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = output.options(function)
     function = click.option("--reason", metavar="TEXT", help="Why: stored on the events.")(function)
     return click.option("--as", "actor", metavar="USERNAME", default="system", show_default=True,
                         help="Who does it: recorded as the actor of every event.")(function)
@@ -74,6 +76,17 @@ def actor_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def writing(context: Context, actor: str, reason: str | None) -> Iterator[Commands]:
     with context.vault.write(actor, reason, command=context.command) as commands:
         yield commands
+
+
+def written(entity_id: str, commands: Commands) -> None:
+    """A write command's answer, once committed: the UUID (--json: with seq and head hash)."""
+    head = commands.appender.head
+    output.answer(entity_id, {"uuid": entity_id, "seq": head.seq, "head_hash": head.hash.hex()})
+
+
+def vault_now(context: Context, **more: Any) -> dict[str, Any]:
+    """What exists now, for --json: `more`, then the status's counts, head and digest."""
+    return {**more, **context.vault.status().as_json()} if output.as_json() else more
 
 
 def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
@@ -94,39 +107,65 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
 @click.option("--writer-role", metavar="ROLE",
               help="PostgreSQL: grant this login role what writing and reading need, and "
                    "no more (the role running init stays the owner that migrates).")
+@output.options
 @pass_context
 def init(context: Context, writer_role: str | None) -> None:
     """Create (or upgrade) the vault schema and the system entities. Idempotent."""
     created = context.vault.init(writer_role=writer_role)
-    click.echo(f"vault ready at {context.vault.where} ({created} system entities created)")
+    lines = [f"vault ready at {context.vault.where} ({created} system entities created)"]
     if writer_role:
-        click.echo(f"writer role {writer_role} may read and append; it owns nothing")
+        lines.append(f"writer role {writer_role} may read and append; it owns nothing")
+    output.report(lines, vault_now(context, created=created, writer_role=writer_role))
 
 
 @cli.command()
+@output.options
 @click.option("--yes", is_flag=True, help="Confirm: this deletes every event and entity.")
 @click.option("--as", "actor", metavar="USERNAME", help="The admin who does it (required).")
 @pass_context
 def reinit(context: Context, yes: bool, actor: str | None) -> None:
     """Drop everything, the event log included, then init."""
     if not yes:
-        raise UsageError("reinit deletes every event and entity; add --yes to confirm")
+        if actor is None:  # nothing to ask about yet: the command is incomplete
+            raise UsageError("reinit deletes every event and entity; add --yes to confirm")
+        confirm_reinit(context)
     if actor is None:
         raise UsageError("reinit needs --as USERNAME naming an admin")
     created = context.vault.reinit(actor, context.command)
-    click.echo(f"vault reinitialised at {context.vault.where} ({created} system entities)")
+    output.report(f"vault reinitialised at {context.vault.where} ({created} system entities)",
+                  vault_now(context, created=created))
+
+
+def confirm_reinit(context: Context) -> None:
+    """On a terminal, ask, naming what would be destroyed; elsewhere refuse as always."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError("reinit deletes every event and entity; add --yes to confirm")
+    from eventvault.errors import NotAVaultError
+
+    try:
+        found = context.vault.status()
+        held = ", ".join(f"{n} {t}s" for t, n in found.counts.items() if n)
+        what = f"{found.head_seq} events and every entity ({held})"
+    except NotAVaultError:
+        what = "whatever it holds (it is not a vault at this schema)"
+    if not click.confirm(f"reinit deletes {what} of {context.vault.where}. Go on?",
+                         err=True):
+        raise UsageError("reinit not confirmed; nothing was changed")
 
 
 @cli.command()
 @click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True,
               help="Make N times as many users, documents and workflows.")
+@output.options
 @pass_context
 def demo(context: Context, scale: int) -> None:
     """Fill a freshly initialised vault with the story's data."""
     from eventvault.demo import run_demo
 
-    counts = run_demo(context.vault, scale)
-    click.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
+    with shown("demo", "stories", quiet=output.quiet()) as progress:
+        counts = run_demo(context.vault, scale, progress=progress)
+    output.report(" ".join(f"{name}={count}" for name, count in counts.items()),
+                  vault_now(context))
 
 
 @cli.command()
@@ -150,12 +189,58 @@ def status(context: Context, as_json: bool) -> None:
 @cli.command()
 @click.option("--at", metavar="TIME", help="The state as it was then (ISO-8601; UTC if no zone).")
 @click.option("--seq", "at_seq", type=int, metavar="N", help="The state right after event N.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @pass_context
-def export(context: Context, at: str | None, at_seq: int | None) -> None:
+def export(context: Context, at: str | None, at_seq: int | None, quiet: bool) -> None:
     """The whole logical state as JSON lines, sorted by type then UUID; no database IDs."""
-    for entity in context.vault.export(at_seq, parse_at(at)):
-        entity["fields"] = dict(sorted(entity["fields"].items()))
-        click.echo(json.dumps(entity, separators=(",", ":")))
+    one_point(at, at_seq)
+    with shown("export", "entities", quiet=quiet) as progress:
+        for entity in context.vault.export(at_seq, parse_at(at), progress=progress):
+            entity["fields"] = dict(sorted(entity["fields"].items()))
+            click.echo(json.dumps(entity, separators=(",", ":")))
+
+
+@cli.command("list")
+@click.argument("type_name", metavar="TYPE")
+@click.option("--where", "conditions", multiple=True, metavar="FIELD=VALUE",
+              help="Only entities whose FIELD is VALUE (a reference: UUID or name); repeatable.")
+@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+              help="At most N entities; 0 for all.")
+@output.options
+@pass_context
+def list_command(context: Context, type_name: str, conditions: tuple[str, ...],
+                 limit: int) -> None:
+    """The live entities of TYPE: UUID, version, name and fields, references by name."""
+    from eventvault.listing import list_entities
+    from eventvault.render import Column, table_lines
+
+    where: dict[str, str] = {}
+    for condition in conditions:
+        name, equals, value = condition.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--where expects FIELD=VALUE, got {condition!r}")
+        where[name.strip()] = value
+    found = list_entities(context.vault, type_name, where, limit)
+    if output.as_json():
+        output.emit_json(found.as_json())
+        return
+    if not found.entities:
+        click.echo(f"(no {type_name})")
+        return
+
+    def shown_value(value: Any) -> str:
+        if isinstance(value, dict):  # a reference: its name, else its UUID
+            return str(value["name"] if value["name"] is not None else value["uuid"])
+        return "" if value is None else str(value)
+
+    names = list(found.entities[0]["fields"])
+    columns = [Column("UUID", lambda e: e["uuid"]), Column("VERSION", lambda e: str(e["version"]))]
+    columns += [Column(name.upper(), lambda e, n=name: shown_value(e["fields"][n]))
+                for name in names]
+    for line in table_lines(columns, found.entities):
+        click.echo(line)
+    if found.more and not output.quiet():
+        click.echo(f"eventvault: {limit} shown, more exist; --limit 0 for all", err=True)
 
 
 # --- write commands ----------------------------------------------------------------------
@@ -176,7 +261,8 @@ def user_add(context: Context, username: str, role: str, email: str, actor: str,
              reason: str | None) -> None:
     """Add a user; prints its UUID."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.add_user(username, role, email))
+        entity_id = commands.add_user(username, role, email)
+    written(entity_id, commands)
 
 
 @user.command("update")
@@ -188,7 +274,8 @@ def user_update(context: Context, ref: str, settings: tuple[str, ...], actor: st
                 reason: str | None) -> None:
     """Change fields of a user (REF: username, UUID or user:USERNAME)."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.update_user(ref, parse_settings(settings)))
+        entity_id = commands.update_user(ref, parse_settings(settings))
+    written(entity_id, commands)
 
 
 @user.command("delete")
@@ -198,7 +285,8 @@ def user_update(context: Context, ref: str, settings: tuple[str, ...], actor: st
 def user_delete(context: Context, ref: str, actor: str, reason: str | None) -> None:
     """Delete a user nothing refers to any more."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.delete_user(ref))
+        entity_id = commands.delete_user(ref)
+    written(entity_id, commands)
 
 
 @cli.group()
@@ -216,7 +304,8 @@ def document_add(context: Context, title: str, author: str, reviewer: str | None
                  reason: str | None) -> None:
     """Add a document; prints its UUID."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.add_document(title, author, reviewer))
+        entity_id = commands.add_document(title, author, reviewer)
+    written(entity_id, commands)
 
 
 @document.command("update")
@@ -230,7 +319,8 @@ def document_update(context: Context, ref: str, settings: tuple[str, ...],
                     expect_version: int | None, actor: str, reason: str | None) -> None:
     """Change fields of a document (REF: its UUID)."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.update_document(ref, parse_settings(settings), expect_version))
+        entity_id = commands.update_document(ref, parse_settings(settings), expect_version)
+    written(entity_id, commands)
 
 
 @document.command("delete")
@@ -240,7 +330,8 @@ def document_update(context: Context, ref: str, settings: tuple[str, ...],
 def document_delete(context: Context, ref: str, actor: str, reason: str | None) -> None:
     """Delete a document no workflow refers to."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.delete_document(ref))
+        entity_id = commands.delete_document(ref)
+    written(entity_id, commands)
 
 
 @cli.group()
@@ -257,7 +348,8 @@ def workflow_start(context: Context, document_ref: str, assignee: str | None, ac
                    reason: str | None) -> None:
     """Start a workflow for a document, in the initial state; prints its UUID."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.start_workflow(document_ref, assignee))
+        entity_id = commands.start_workflow(document_ref, assignee)
+    written(entity_id, commands)
 
 
 @workflow.command("move")
@@ -270,7 +362,8 @@ def workflow_move(context: Context, ref: str, state: str, expect_version: int | 
                   reason: str | None) -> None:
     """Move a workflow to STATE along an allowed transition."""
     with writing(context, actor, reason) as commands:
-        click.echo(commands.move_workflow(ref, state, expect_version))
+        entity_id = commands.move_workflow(ref, state, expect_version)
+    written(entity_id, commands)
 
 
 # --- backup and restore ------------------------------------------------------------------
@@ -284,6 +377,12 @@ def point_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def parse_at(at: str | None) -> int | None:
     return None if at is None else parse_time(at)
+
+
+def one_point(at: str | None, seq: int | None) -> None:
+    """--at and --seq name the same thing two ways: one of them, never both."""
+    if at is not None and seq is not None:
+        raise click.UsageError("give --at or --seq, not both")
 
 
 @cli.command()
@@ -300,17 +399,22 @@ def parse_at(at: str | None) -> int | None:
 @click.option("--passphrase-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Read the passphrase from FILE's first line.")
 @point_options
+@output.options
 @pass_context
 def snapshot(context: Context, output: str | None, since: str | None, repo: str | None,
              full: bool, encrypt: bool, passphrase_file: str | None, at: str | None,
              until_seq: int | None) -> None:
     """Write the log (or its part up to --at/--seq) as a verifiable package."""
+    from eventvault import output as reporting  # `output` is the package file here
     from eventvault.snapshot import snapshot as write_snapshot
 
     if output is None and repo is None:
         raise UsageError("Missing option '-o' / '--output' (or --repo LOCATION)")
     if output is not None and repo is not None:
         raise UsageError("give -o FILE or --repo LOCATION, not both")
+    one_point(at, until_seq)
+    if until_seq is not None and until_seq < 1:
+        raise click.UsageError(f"--seq {until_seq}: a package holds at least event 1")
     if repo is not None or encrypt or output.startswith("s3://"):  # type: ignore[union-attr]
         from eventvault.repo_cli import snapshot_elsewhere
 
@@ -320,13 +424,20 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
         return
     if full:
         raise UsageError("--full goes with --repo")
-    result = write_snapshot(context.vault, output, since=since, until_seq=until_seq,  # type: ignore[arg-type]
-                            at=parse_at(at))
+    with shown("snapshot", "events", quiet=reporting.quiet()) as progress:
+        result = write_snapshot(context.vault, output, since=since,  # type: ignore[arg-type]
+                                until_seq=until_seq, at=parse_at(at), progress=progress)
     footer = result.footer
-    click.echo(f"wrote {result.path}: {footer.event_count} events (seq {result.base_seq + 1}-"
-               f"{footer.head_seq}), {result.bytes} bytes, {len(footer.frames)} frames")
-    click.echo(f"head hash     {footer.head_hash.hex()}")
-    click.echo(f"state digest  {footer.state_digest}")
+    first = result.base_seq + 1
+    reporting.report(
+        [f"wrote {result.path}: {footer.event_count} events (seq {first}-{footer.head_seq}), "
+         f"{result.bytes} bytes, {len(footer.frames)} frames",
+         f"head hash     {footer.head_hash.hex()}",
+         f"state digest  {footer.state_digest}"],
+        {"path": str(result.path), "events": footer.event_count, "first_seq": first,
+         "last_seq": footer.head_seq, "bytes": result.bytes, "frames": len(footer.frames),
+         "head_hash": footer.head_hash.hex(), "state_digest": footer.state_digest,
+         "since": since, "warnings": result.warnings})
     for warning in result.warnings:
         click.echo(f"eventvault: warning: {warning}", err=True)
 
@@ -348,6 +459,7 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
 @click.option("--as", "actor", metavar="USERNAME",
               help="Who requests the restore (recorded as a restore_job) [default: system; "
                    "required with --replace, naming an admin].")
+@output.options
 @pass_context
 def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_id: str | None,
            passphrase_file: str | None, replace: bool, safety_snapshot: str | None,
@@ -363,32 +475,33 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
         raise UsageError("give PACKAGES or --repo LOCATION, not both")
     if replace and actor is None:  # the library refuses it too; say so before any download
         raise UsageError("replay --replace needs --as USERNAME naming an admin")
+    one_point(at, until_seq)
     with packages_to_replay(packages, repo, vault_id, passphrase_file, until_seq,
-                            parse_at(at)) as local:
+                            parse_at(at)) as local, \
+            shown("replay", "events", quiet=output.quiet()) as progress:
         result = run_replay(
             context.vault, local, replace=replace, dry_run=dry_run, actor=actor,
             until_seq=until_seq, at=parse_at(at), safety_path=safety_snapshot,
-            progress=progress_printer(), command=context.command,
+            progress=progress, command=context.command,
         )
+    lines = []
     if result.safety_snapshot:
-        click.echo(f"safety snapshot of the replaced vault: {result.safety_snapshot}")
+        lines.append(f"safety snapshot of the replaced vault: {result.safety_snapshot}")
     verb = "dry run: would restore" if result.dry_run else "restored"
-    click.echo(f"{verb} {result.events} events to seq {result.head_seq} in "
-               f"{result.seconds:.2f} s, verified against {result.verified_against}")
-    click.echo("entities      " + " ".join(f"{t}={n}" for t, n in result.counts.items()))
-    click.echo(f"state digest  {result.state_digest}")
+    lines.append(f"{verb} {result.events} events to seq {result.head_seq} in "
+                 f"{result.seconds:.2f} s, verified against {result.verified_against}")
+    lines.append("entities      " + " ".join(f"{t}={n}" for t, n in result.counts.items()))
+    lines.append(f"state digest  {result.state_digest}")
     if result.restore_job and not result.dry_run:
-        click.echo(f"restore job   {result.restore_job} (requested by {actor or 'system'})")
-
-
-def progress_printer() -> Callable[[int, int], None] | None:
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        click.echo(f"\rreplaying: {done}/{total} events", err=True, nl=done >= total)
-
-    return show
+        lines.append(f"restore job   {result.restore_job} (requested by {actor or 'system'})")
+    restore_job = None if result.dry_run else result.restore_job
+    output.report(lines, {
+        "events": result.events, "head_seq": result.head_seq, "head_hash": result.head_hash,
+        "state_digest": result.state_digest, "counts": result.counts,
+        "restore_job": restore_job,
+        "safety_snapshot": str(result.safety_snapshot) if result.safety_snapshot else None,
+        "seconds": round(result.seconds, 3), "dry_run": result.dry_run,
+        "verified_against": result.verified_against})
 
 
 @cli.command()
@@ -398,6 +511,7 @@ def progress_printer() -> Callable[[int, int], None] | None:
 @click.option("--against", "against", multiple=True, type=click.Path(dir_okay=False),
               metavar="PKG", help="A package kept elsewhere (repeat for a chain): the vault's "
               "log must contain its head.")
+@output.options
 @pass_context
 def verify(context: Context, packages: tuple[str, ...], expect_head: str | None,
            against: tuple[str, ...]) -> None:
@@ -406,19 +520,23 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None,
 
     if packages and against:
         raise UsageError("--against checks the --db vault: give it without PACKAGES")
-    report = verify_packages(packages) if packages else \
-        verify_vault(context.vault, expect_head, against)
+    with shown("verify", "events", quiet=output.quiet()) as progress:
+        report = (verify_packages(packages, progress) if packages
+                  else verify_vault(context.vault, expect_head, against, progress))
     if packages and expect_head and report.ok and report.head_hash != expect_head.lower():
         report.findings.append(f"head hash {report.head_hash} is not the expected {expect_head}")
+    if output.as_json():  # the report is the one object, failed or not (then exit 1)
+        output.emit_json(report.as_json())
     if len(report.findings) == 1:
         raise IntegrityError(f"verification failed: {report.findings[0]}")
     if report.findings:  # a report: one line per finding, then the verdict
         for finding in report.findings:
             click.echo(f"FAIL {finding}", err=True)
         raise IntegrityError(f"verification failed: {len(report.findings)} findings")
-    click.echo(f"OK {report.checked}: {report.events} events, chain intact to seq "
-               f"{report.head_seq}, state digest {report.state_digest}")
-    click.echo(f"head hash     {report.head_hash}")
+    if not output.as_json() and not output.quiet():
+        click.echo(f"OK {report.checked}: {report.events} events, chain intact to seq "
+                   f"{report.head_seq}, state digest {report.state_digest}")
+        click.echo(f"head hash     {report.head_hash}")
 
 
 @cli.command()

@@ -7,6 +7,7 @@ write their documents, reviewers move workflows, the admin records backups and r
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from eventvault.errors import ValidationError
 from eventvault.vault import Vault
@@ -24,7 +25,9 @@ PATHS = (
 )
 
 
-def run_demo(vault: Vault, scale: int = 1) -> dict[str, int]:
+def run_demo(vault: Vault, scale: int = 1,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """The story's data, `scale` times; `progress(stories done, scale)` after each."""
     if scale < 1:
         raise ValidationError("--scale must be at least 1")
     counts = vault.status().counts
@@ -36,6 +39,8 @@ def run_demo(vault: Vault, scale: int = 1) -> dict[str, int]:
     rng = random.Random(20261129)
     for batch in range(scale):
         _one_story(vault, rng, "" if scale == 1 else f"_{batch:05d}")
+        if progress:
+            progress(batch + 1, scale)
     with vault.write("admin", reason="nightly backup") as commands:
         for config in ("daily_full", "hourly_incremental", "audit_log"):
             commands.add_backup_job(config, note=f"{config} run")

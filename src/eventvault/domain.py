@@ -406,6 +406,10 @@ class Commands:
             field = entity.field(name)
             reference = entity.reference(name)
             if field is not None:
+                choices = CHOICES.get((type_name, name))
+                if choices and text not in choices:  # bad input, like an unknown field
+                    raise UsageError(f"{type_name} {name} must be one of "
+                                     f"{', '.join(choices)}, not {text!r}")
                 typed[name] = _parse_value(field.kind, name, text)
             elif reference is not None:
                 empty = text.strip().lower() in ("", "none", "null")

@@ -21,7 +21,10 @@ import click
 JSON_KEY = "eventvault.json"
 QUIET_KEY = "eventvault.quiet"
 
-_error_as_json = [False]  # set per run by `expect_json`: errors may come before parsing
+# Per run (set by `expect_json`): whether errors go to stdout as JSON too (decided before
+# parsing, since an error may come first), and whether a JSON object was printed already
+# (a failed verify prints its report: that is then the one object).
+_run = {"json_errors": False, "emitted": False}
 
 
 def _remember(key: str) -> Callable[[click.Context, click.Parameter, bool], None]:
@@ -57,6 +60,7 @@ def quiet() -> bool:
 
 
 def emit_json(data: Mapping[str, Any]) -> None:
+    _run["emitted"] = True
     click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -81,7 +85,8 @@ def answer(lines: str | Iterable[str], data: Mapping[str, Any]) -> None:
 def expect_json(words: Iterable[str]) -> None:
     """Whether this run's errors go to stdout as JSON too: decided from the words
     themselves, since an error may come before click has parsed them."""
-    _error_as_json[0] = "--json" in _options_part(words)
+    _run["json_errors"] = "--json" in _options_part(words)
+    _run["emitted"] = False
 
 
 def _options_part(words: Iterable[str]) -> list[str]:
@@ -95,7 +100,7 @@ def _options_part(words: Iterable[str]) -> list[str]:
 
 def fail(message: str, code: int) -> int:
     """One line on stderr (and with --json one object on stdout); returns the exit code."""
-    if _error_as_json[0]:
+    if _run["json_errors"] and not _run["emitted"]:
         emit_json({"error": message, "exit_code": code})
     click.echo(f"eventvault: {message}", err=True)
     return code

@@ -105,7 +105,7 @@ def replay(
             # (and is in the safety snapshot) or waits and lands in the restored vault.
             if not dry_run and schema.is_vault(connection):
                 store.lock_for_replace(connection)
-                if not target.is_empty(connection):
+                if not target.holds_only_system_entities(connection):
                     if not replacing:  # written to since it was found empty
                         raise ValidationError("the target vault is not empty any more (written "
                                               "to as the replay began); use --replace")
@@ -213,7 +213,7 @@ def _check_target(target: Vault, replace: bool, actor: str, command: str) -> boo
                     f"({', '.join(sorted(foreign)[:5])}); give an empty database"
                 )
             return False
-        if target.is_empty(connection):
+        if target.holds_only_system_entities(connection):  # empty, or only what init made
             return False
         schema.require_current(connection, target.where)
         counts = projection.counts(connection)
@@ -310,6 +310,8 @@ def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
     if batch:
         store.insert_events(connection, batch, bulk=True)
         last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
+    if progress:  # the last one too, so a progress bar ends at 100 %
+        progress(last_seq, stop)
     return last_seq, last_hash
 
 

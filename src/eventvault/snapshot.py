@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from eventvault.registry import TYPE_NAMES
 from eventvault.vault import Vault
 
 CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, verified point)
+PROGRESS_EVERY = 8192  # events between two calls of a progress callback
+Progress = Callable[[int, int], None]  # (events read, events to read)
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def snapshot(
     vault: Vault, path: str | os.PathLike[str], *, since: str | os.PathLike[str] | None = None,
     until_seq: int | None = None, at: int | None = None,
     frame_events: int = 4096, connection: Connection | None = None,
-    base_head: tuple[str, int, bytes] | None = None,
+    base_head: tuple[str, int, bytes] | None = None, progress: Progress | None = None,
 ) -> SnapshotResult:
     """Write a package of the log (up to `until_seq` or time `at`), optionally incremental:
     on the package `since`, or on the (vault id, head seq, head hash) `base_head` of a
@@ -97,13 +100,13 @@ def snapshot(
         warnings: list[str] = []
         with PackageWriter(target, header, frame_events=frame_events) as writer:
             footer = _write_events(connection, writer, base_seq, base_hash, stop, head,
-                                   warnings)
+                                   warnings, progress)
     return SnapshotResult(target, footer, base_seq, target.stat().st_size, warnings)
 
 
 def _write_events(
     connection: Connection, writer: PackageWriter, base_seq: int, base_hash: bytes, stop: int,
-    head: store.Head, warnings: list[str],
+    head: store.Head, warnings: list[str], progress: Progress | None = None,
 ) -> PackageFooter:
     """Stream the stored records into the package, checking the chain as they pass.
 
@@ -147,8 +150,12 @@ def _write_events(
                 )
             continue
         writer.add(seq, recorded_at, record, previous)
+        if progress and seq % PROGRESS_EVERY == 0:
+            progress(seq, stop)
         if seq % CHECKPOINT_EVERY == 0 and seq != stop:
             writer.checkpoint(dict(counts), fold.digest() if fold is not None else None)
+    if progress:
+        progress(stop, stop)
     if fold is not None:
         digest = fold.digest()
     else:

@@ -11,17 +11,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from eventvault import engine as engines
 from eventvault import grants, log_state, permissions, projection, schema, store, values
 from eventvault.domain import Actor, Commands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
-from eventvault.events import now_us
+from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
 from eventvault.rebuild import RebuildResult, rebuild_tables
 from eventvault.registry import REGISTRY, system_uuid
-from eventvault.system import SYSTEM_ACTOR, vault_created_reason
+from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, vault_created_reason
+from eventvault.tables import events as events_table
 from eventvault.tables import projection as tables
 from eventvault.tables import vault_meta
 
@@ -37,9 +38,14 @@ class Status:
     head_hash: str
     state_digest: str
     counts: dict[str, int]
+    url: str = ""  # the vault's URL, its password left out
+    schema_revision: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "vault_id": self.vault_id,
+            "url": self.url,
+            "schema_revision": self.schema_revision,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
             "state_digest": self.state_digest,
@@ -271,15 +277,23 @@ class Vault:
                 head_hash=head.hash.hex(),
                 state_digest=state.state_digest,
                 counts=state.counts,
+                url=self.where,
+                schema_revision=schema.current_revision(connection),
             )
 
+    def head(self) -> store.Head:
+        """The last event's seq and chain hash (seq 0 and the genesis hash when none)."""
+        with self.reading() as connection:
+            return store.read_head(connection)
+
     def export(
-        self, at_seq: int | None = None, at: int | None = None
+        self, at_seq: int | None = None, at: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The logical state, one entity a dict, sorted by type then UUID; no database IDs.
 
         With `at_seq` (or a time `at`, µs), the state as it was right after that event,
-        folded from the log.
+        folded from the log. `progress(entities given, entities in all)` now and then.
         """
         with self.reading() as connection:
             if at is not None:
@@ -291,16 +305,42 @@ class Vault:
             if at_seq is None:
                 state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(
                     connection, by_uuid=True)
+                total = sum(projection.counts(connection).values()) if progress else 0
             else:
                 fold = StateFold()
                 for event in store.read_events(connection, until_seq=at_seq):
                     fold.apply(event)
-                state = iter(sorted(fold.live(), key=lambda item: (item[0], item[1])))
+                live = sorted(fold.live(), key=lambda item: (item[0], item[1]))
+                state, total = iter(live), len(live)
+            given = 0
             for type_name, entity_id, values in state:
                 names = REGISTRY[type_name].field_names
                 yield {"type": type_name, "uuid": entity_id,
                        "fields": dict(zip(names, values, strict=True))}
+                given += 1
+                if progress and given % 5000 == 0:
+                    progress(given, total)
+            if progress:
+                progress(given, given)
 
     def is_empty(self, connection: Connection) -> bool:
         return not schema.is_vault(connection) or store.read_head(connection).seq == 0
+
+    def holds_only_system_entities(self, connection: Connection) -> bool:
+        """Nothing but what `init` creates: every event is the creation of a system entity.
+
+        Such a vault (freshly initialised or reinitialised) holds no user data, so a replay
+        may fill it without --replace: the package brings the same system entities back.
+        """
+        if not schema.is_vault(connection):
+            return True
+        expected = {system_uuid(type_name, str(fields[key]))
+                    for type_name, key, declarations in SYSTEM_ENTITIES
+                    for fields in declarations}
+        held = connection.execute(select(func.count()).select_from(events_table)).scalar_one()
+        if held > len(expected):
+            return False
+        rows = connection.execute(select(events_table.c.entity_id, events_table.c.event_type))
+        return all(event_type == CREATED and str(entity_id) in expected
+                   for entity_id, event_type in rows)
 

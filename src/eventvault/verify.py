@@ -10,7 +10,7 @@ the state folded from the log.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
@@ -25,6 +25,8 @@ from eventvault.tables import events
 from eventvault.vault import Vault
 
 MAX_REPORTED = 20
+PROGRESS_EVERY = 5000  # events between two calls of a progress callback
+Progress = Callable[[int, int], None]  # (events checked, events to check)
 
 
 @dataclass
@@ -42,8 +44,16 @@ class Report:
     def ok(self) -> bool:
         return not self.findings
 
+    def as_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "checked": self.checked, "events": self.events,
+                "head_seq": self.head_seq, "head_hash": self.head_hash,
+                "state_digest": self.state_digest,
+                "first_problem": self.findings[0] if self.findings else None,
+                "problems": list(self.findings)}
 
-def verify_packages(paths: Sequence[str | os.PathLike[str]]) -> Report:
+
+def verify_packages(paths: Sequence[str | os.PathLike[str]],
+                    progress: Progress | None = None) -> Report:
     """Read a full package and its increments end to end; what is wrong goes in the Report."""
     report = Report(checked=", ".join(str(p) for p in paths))
     try:
@@ -51,6 +61,7 @@ def verify_packages(paths: Sequence[str | os.PathLike[str]]) -> Report:
         if readers[0].header.base_seq != 0:
             raise IntegrityError("the first package must be a full one")
         fold = StateFold()
+        total = readers[-1].footer.head_seq
         for reader in readers:
             checkpoints = {c.seq: c for c in reader.footer.checkpoints}
             for event in reader.events():
@@ -58,6 +69,8 @@ def verify_packages(paths: Sequence[str | os.PathLike[str]]) -> Report:
                     _check_vault_id(report, event.reason, reader.header.vault_id,
                                     f"{reader.path}'s header")
                 fold.apply(event)
+                if progress and event.seq % PROGRESS_EVERY == 0:
+                    progress(event.seq, total)
                 checkpoint = checkpoints.get(event.seq)
                 if checkpoint is not None:
                     _compare(report, f"{reader.path} checkpoint at seq {event.seq}", fold,
@@ -67,6 +80,8 @@ def verify_packages(paths: Sequence[str | os.PathLike[str]]) -> Report:
             report.events += reader.footer.event_count
         report.head_seq = readers[-1].footer.head_seq
         report.head_hash = readers[-1].footer.head_hash.hex()
+        if progress:
+            progress(total, total)
         report.state_digest = fold.digest()
     except EventVaultError as error:
         report.findings.append(str(error))
@@ -99,7 +114,8 @@ INDEX_COLUMNS = (
 
 
 def verify_vault(vault: Vault, expect_head: str | None = None,
-                 against: Sequence[str | os.PathLike[str]] = ()) -> Report:
+                 against: Sequence[str | os.PathLike[str]] = (),
+                 progress: Progress | None = None) -> Report:
     """The vault's log (chain, index columns, bound vault id), the state digest and counts
     maintained with it, and its projection, all against the fold of the log; with
     `expect_head` or `against` (packages kept elsewhere), the log against those witnesses."""
@@ -109,6 +125,7 @@ def verify_vault(vault: Vault, expect_head: str | None = None,
     with vault.reading(consistent=True) as connection:
         previous, expected_seq, broken = GENESIS_HASH, 1, True
         meta_vault_id = vault.vault_id(connection)
+        total = store.read_head(connection).seq if progress else 0
         rows = connection.execute(
             select(*INDEX_COLUMNS, events.c.event_id, events.c.record, events.c.hash)
             .order_by(events.c.seq),
@@ -140,10 +157,14 @@ def verify_vault(vault: Vault, expect_head: str | None = None,
                 report.findings.append(str(error))
                 break
             expected_seq += 1
+            if progress and row.seq % PROGRESS_EVERY == 0:
+                progress(row.seq, total)
         else:
             broken = False  # every event was read and folded
         rows.close()
         sound = not broken
+        if progress and sound:
+            progress(total, total)
         report.events = expected_seq - 1
         head = store.read_head(connection)
         report.head_seq, report.head_hash = head.seq, head.hash.hex()
