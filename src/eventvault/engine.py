@@ -79,7 +79,15 @@ def create(url: URL) -> Engine:
             _configure_sqlite(engine)
         else:
             engine = create_engine(url, pool_pre_ping=False)
-    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as error:
+    except ImportError as error:
+        if url.get_backend_name() == "postgresql":
+            raise UsageError(
+                f"PostgreSQL needs the psycopg driver, which is not installed ({error}); "
+                "install it with: pip install 'eventvault[postgres]'"
+            ) from None
+        raise UsageError(f"cannot use database URL {url.render_as_string(hide_password=True)}: "
+                         f"{without_password(str(error))}") from None
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as error:
         raise UsageError(f"cannot use database URL {url.render_as_string(hide_password=True)}: "
                          f"{without_password(str(error))}") from None
     return engine

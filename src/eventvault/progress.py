@@ -34,7 +34,7 @@ def shown(label: str, unit: str, *, quiet: bool = False) -> Iterator[Progress | 
         if not bars:
             from tqdm import tqdm
 
-            bars.append(tqdm(total=total, desc=label, unit=f" {unit}", unit_scale=True,
+            bars.append(tqdm(total=total, desc=label, unit=f" {unit}",
                              file=sys.stderr, mininterval=REDRAW_SECONDS,
                              dynamic_ncols=True, leave=True))
         bar = bars[0]

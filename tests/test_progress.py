@@ -1,0 +1,75 @@
+"""Progress bars: drawn on stderr when it is a terminal (checked through a pseudo-terminal,
+running the real console script), ending on a 100 % line; never on a non-terminal stderr,
+and never with --quiet."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from terminal import EVENTVAULT, on_terminal
+
+
+def last_line(terminal: str) -> str:
+    lines = [line for line in re.split(r"[\r\n]+", terminal) if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    assert run_cli("init", db=url).code == 0 and run_cli("demo", db=url).code == 0
+    return url
+
+
+def test_long_commands_draw_progress_to_100_percent(vault: str, tmp_path: Path) -> None:
+    package = str(tmp_path / "p.evpkg")
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    demo_target = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run_cli("init", db=demo_target).code == 0
+    for words, unit, done in [
+        (("--db", vault, "snapshot", "-o", package), "events", "88/88"),
+        (("verify", package), "events", "88/88"),
+        (("--db", vault, "verify"), "events", "88/88"),
+        (("--db", fresh, "replay", package), "events", "88/88"),
+        (("--db", vault, "export"), "entities", "76/76"),
+        (("--db", demo_target, "demo", "--scale", "3"), "stories", "3/3"),
+    ]:
+        run = on_terminal(*words)
+        assert run.code == 0, run.terminal
+        final = last_line(run.terminal)
+        assert "100%" in final and done in final, (words, run.terminal)
+        assert f"{unit}/s" in final and "<" in final, final  # rate and time left
+        assert run.out  # the report itself is on stdout, after the bar
+
+
+def test_no_progress_on_a_non_terminal_stderr(vault: str, tmp_path: Path) -> None:
+    package = str(tmp_path / "p.evpkg")
+    for words in (("--db", vault, "snapshot", "-o", package), ("verify", package),
+                  ("--db", f"sqlite:///{tmp_path / 'fresh.db'}", "replay", package),
+                  ("--db", vault, "export")):
+        done = subprocess.run([str(EVENTVAULT), *words], capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0 and done.stderr == "", words
+
+
+def test_quiet_draws_nothing_and_reports_nothing(vault: str, tmp_path: Path) -> None:
+    package = str(tmp_path / "p.evpkg")
+    for words in (("--db", vault, "snapshot", "-o", package, "--quiet"),
+                  ("verify", package, "-q"),
+                  ("--db", f"sqlite:///{tmp_path / 'fresh.db'}", "replay", package, "-q")):
+        run = on_terminal(*words)
+        assert (run.code, run.out, run.terminal) == (0, "", ""), words
+    run = on_terminal("--db", vault, "export", "--quiet")
+    assert run.terminal == "" and len(run.out.splitlines()) == 76  # the answer stays
+
+
+def test_an_error_does_not_run_into_the_bar(vault: str, tmp_path: Path) -> None:
+    package = tmp_path / "p.evpkg"
+    assert run_cli("snapshot", "-o", str(package), db=vault).code == 0
+    run = on_terminal("--db", vault, "replay", str(package))  # not empty: refused
+    assert run.code == 1
+    assert re.search(r"(^|\n)eventvault: target vault is not empty", run.terminal)
