@@ -79,3 +79,15 @@ def test_the_readme_story_runs_as_shown(tmp_path: Path, monkeypatch: pytest.Monk
         assert code == 0, output
         assert len(output.splitlines()) == len(expected.splitlines()), command
         assert mask(output).split()[:2] == mask(expected).split()[:2], command
+
+
+def test_the_docs_link_nothing_outside_the_repository() -> None:
+    root = README.parent
+    for page in (README, *sorted((root / "docs").glob("*.md"))):
+        text = page.read_text()
+        targets = re.findall(r"\]\(([^)#\s]+)", text) + re.findall(r"`(\.\./[^`]+)`", text)
+        for target in targets:
+            if re.match(r"[a-z]+://", target):
+                continue
+            found = (page.parent / target).resolve()
+            assert found.is_relative_to(root) and found.exists(), (page.name, target)
