@@ -105,9 +105,14 @@ def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path,
     assert [after_reinit[t] for t in ("user", "document", "workflow", "placeholder",
                                       "backup_config")] == [2, 0, 0, 32, 14]
 
+    # A vault holding only what init creates would be filled as it is
+    # (test_a_freshly_reinitialised_vault_takes_a_replay_without_replace); one user more
+    # is data of its own, which only --replace may overwrite.
+    assert cli("user", "add", "visitor", "--as", "admin", db=db).code == 0
+    after_reinit = counts(cli, db)
     refused = cli("replay", str(package), db=db)
     assert refused.code == 1
-    assert "target vault is not empty (2 users" in refused.err
+    assert "target vault is not empty (3 users" in refused.err
     assert "use --replace" in refused.err
     assert counts(cli, db) == after_reinit
 
