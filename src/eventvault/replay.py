@@ -105,7 +105,8 @@ def replay(
             # (and is in the safety snapshot) or waits and lands in the restored vault.
             if not dry_run and schema.is_vault(connection):
                 store.lock_for_replace(connection)
-                if not target.holds_only_system_entities(connection):
+                if not target.is_empty(connection) and (
+                        replacing or not target.holds_only_system_entities(connection)):
                     if not replacing:  # written to since it was found empty
                         raise ValidationError("the target vault is not empty any more (written "
                                               "to as the replay began); use --replace")
@@ -213,7 +214,11 @@ def _check_target(target: Vault, replace: bool, actor: str, command: str) -> boo
                     f"({', '.join(sorted(foreign)[:5])}); give an empty database"
                 )
             return False
-        if target.holds_only_system_entities(connection):  # empty, or only what init made
+        if target.is_empty(connection):
+            return False
+        # Only what init creates is no user data: it needs no --replace (with --replace it is
+        # replaced as any vault is, safety snapshot included).
+        if not replace and target.holds_only_system_entities(connection):
             return False
         schema.require_current(connection, target.where)
         counts = projection.counts(connection)
