@@ -10,6 +10,8 @@ import pytest
 from conftest import Result, run_cli
 from sqlalchemy.engine import make_url
 
+from eventvault import schema
+
 HEAD = {"vault_id", "url", "schema_revision", "head_seq", "head_hash", "state_digest", "counts"}
 
 
@@ -47,10 +49,11 @@ def test_snapshot_replay_and_verify_shapes(demo_db: str, tmp_path: Path, make_db
     package = tmp_path / "full.evpkg"
     made = one_object(run_cli("snapshot", "-o", str(package), "--json", db=demo_db))
     assert set(made) == {"path", "events", "first_seq", "last_seq", "bytes", "frames",
-                         "head_hash", "state_digest", "since"}
+                         "head_hash", "state_digest", "since", "warnings"}
     assert (made["path"], made["events"], made["first_seq"], made["last_seq"]) == (
         str(package), 88, 1, 88)
     assert made["bytes"] == package.stat().st_size and made["since"] is None
+    assert made["warnings"] == []
     checked = one_object(run_cli("verify", str(package), "--json"))
     assert checked["ok"] is True and checked["first_problem"] is None
     assert checked["head_hash"] == made["head_hash"] and checked["events"] == 88
@@ -99,4 +102,4 @@ def test_status_json_names_the_vault_without_its_password(make_db) -> None:
     assert run_cli("init", db=with_password).code == 0
     found = one_object(run_cli("status", "--json", db=with_password))
     assert "s3cret" not in json.dumps(found) and "***" in found["url"]
-    assert found["schema_revision"] == "0001" and len(found["vault_id"]) == 36
+    assert found["schema_revision"] == schema.head_revision() and len(found["vault_id"]) == 36

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from eventvault import schema
 from eventvault.registry import system_uuid
 from eventvault.vault import Vault
 
@@ -41,7 +42,7 @@ def test_status_json_shape(demo_db: str, cli) -> None:
     found = status(cli, demo_db)
     assert set(found) == {"vault_id", "url", "schema_revision", "head_seq", "head_hash",
                           "state_digest", "counts"}
-    assert found["schema_revision"] == "0001"
+    assert found["schema_revision"] == schema.head_revision()
     assert found["url"].split(":")[0] in ("sqlite", "postgresql+psycopg")
     assert isinstance(found["head_seq"], int) and len(found["head_hash"]) == 64
     assert found["counts"] == {
