@@ -22,7 +22,7 @@ def one_object(result: Result) -> dict:
 
 def test_lifecycle_commands_say_what_exists_now(db_url: str) -> None:
     init = one_object(run_cli("init", "--json", db=db_url))
-    assert set(init) == HEAD | {"created"} and init["created"] == 54
+    assert set(init) == HEAD | {"created", "writer_role"} and init["created"] == 54
     assert init["head_seq"] == 54 and init["counts"]["user"] == 2
     demo = one_object(run_cli("demo", "--json", db=db_url))
     assert set(demo) == HEAD and demo["counts"]["document"] == 5
