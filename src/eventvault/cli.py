@@ -648,3 +648,7 @@ cli.add_command(audit)
 from eventvault.repo_cli import repo  # noqa: E402
 
 cli.add_command(repo)
+
+from eventvault.schema_cli import schema_group  # noqa: E402
+
+cli.add_command(schema_group)

@@ -4,6 +4,10 @@ The fold is the reference semantics of an event: replay, verify, point-in-time e
 the audit all use it. It refuses anything that would not apply cleanly — an unknown type or
 schema version, a reference to an entity that does not exist at that point, an update of a
 missing entity — naming the event's seq, so nothing is ever skipped silently.
+
+The types and fields are the log's own (catalog.py): the built-in dms schema version 1
+until a `schema` event declares another, after which live entities move to the new layout
+and older events are upcast as they are folded.
 """
 
 from __future__ import annotations
@@ -11,48 +15,99 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
+from eventvault.catalog import (
+    SCHEMA_ENTITY,
+    SCHEMA_TYPE,
+    Catalog,
+    compile_schema,
+    legacy,
+    schema_from_payload,
+)
 from eventvault.digest import MODULUS, entity_hash
-from eventvault.errors import DanglingReferenceError, IntegrityError
+from eventvault.errors import DanglingReferenceError, IntegrityError, SchemaError
 from eventvault.events import (
     ACCESS_DENIED,
     CREATED,
     DELETED,
-    SCHEMA_VERSION,
     TRANSITIONED,
     UPDATED,
     Event,
     FieldValue,
     unpack_payload,
 )
-from eventvault.registry import REGISTRY, TYPE_NAMES
+from eventvault.schemadoc import Schema, Upcaster, evolve
+from eventvault.schemadoc.evolve import origins
 
-# Per type, per field: (position in the registry-ordered values, the Python type a plain
-# field's value must have, the type a reference must point at, whether it may be None).
-# One look-up per field of every event: this loop is most of a replay's Python time.
-_KIND = {"str": str, "int": int, "bool": bool}
-_SPECS: dict[str, dict[str, tuple[int, type | None, str | None, bool]]] = {
-    t.name: {
-        **{f.name: (i, _KIND[f.kind], None, False) for i, f in enumerate(t.fields)},
-        **{r.name: (len(t.fields) + i, None, r.target, not r.required)
-           for i, r in enumerate(t.references)},
-    }
-    for t in REGISTRY.values()
-}
-# Positions that may never be None: every plain field (NOT NULL columns), required references.
-_REQUIRED = {
-    name: [position for position, _kind, _target, nullable in specs.values() if not nullable]
-    for name, specs in _SPECS.items()
-}
 SHARED_UP_TO = 16  # characters: plain string values this short are interned
 _CHANGES = frozenset((UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED))
-_DEFAULTS = {
-    t.name: [f.default for f in t.fields] + [None for _ in t.references] for t in REGISTRY.values()
-}
+
+
+class SchemaHistory:
+    """The schemas a log went through, oldest first, and the upcaster between them."""
+
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or legacy()
+        self.chain: list[Schema] = [self.catalog.schema]
+        self.upcaster: Upcaster | None = None
+        self.declared = 0  # schema events so far: the schema entity's version
+
+    def copy(self) -> SchemaHistory:
+        found = SchemaHistory(self.catalog)
+        found.chain, found.upcaster, found.declared = self.chain, self.upcaster, self.declared
+        return found
+
+    def declare(self, seq: int, schema: Schema, live: Counter[str], first: bool) -> Catalog:
+        """Move to `schema` (declared at `seq`); `first`: the log's first event, which may
+        declare any schema (a vault created for it)."""
+        self.declared += 1
+        if first:
+            self.catalog = compile_schema(schema)
+            self.chain, self.upcaster = [schema], None
+            return self.catalog
+        try:
+            change = evolve(self.catalog.schema, schema)
+        except SchemaError as error:
+            raise IntegrityError(f"seq {seq}: {error}") from None
+        still = [name for name in change.removed_types if live.get(name)]
+        if still:
+            raise IntegrityError(f"seq {seq}: schema version {schema.version} removes "
+                                 f"{', '.join(still)}, which still has live entities")
+        self.catalog = compile_schema(schema)
+        self.chain = [*self.chain, schema]  # a new list: copies share the old one
+        self.upcaster = Upcaster(self.chain)
+        return self.catalog
+
+    def upcast(self, seq: int, type_name: str, version: int, payload: dict[str, Any],
+               created: bool) -> dict[str, Any]:
+        if self.upcaster is None or version > self.catalog.version:
+            raise IntegrityError(
+                f"seq {seq}: schema version {version} is not known to this log (it is at "
+                f"version {self.catalog.version})")
+        try:
+            return self.upcaster.upcast(type_name, version, payload, created)
+        except SchemaError as error:
+            raise IntegrityError(f"seq {seq}: {error}") from None
+
+
+def relayout(old: Catalog, new: Catalog, type_name: str
+             ) -> list[tuple[int | None, Any]] | None:
+    """How an entity's values move from `old`'s layout of a type to `new`'s: per new
+    position (old position or None, default); None when nothing moves."""
+    before, after = old.schema.type(type_name), new.schema.type(type_name)
+    assert before is not None and after is not None
+    if before.field_names == after.field_names:
+        return None
+    found = origins(before, after)
+    position = {name: i for i, name in enumerate(before.field_names)}
+    defaults = new.defaults[type_name]
+    return [(position[found[name]] if found[name] is not None else None, defaults[i])
+            for i, name in enumerate(after.field_names)]
 
 
 class StateFold:
-    """The logical state after some events: entity UUID -> (type, values in registry order).
+    """The logical state after some events: entity UUID -> (type, values in schema order).
 
     The state digest is updated incrementally but lazily: events only mark their entity as
     changed, and `digest()` rehashes just the entities changed since it was last asked
@@ -66,28 +121,38 @@ class StateFold:
         self._digest = 0
         self._changed: set[str] = set()
         self.versions: dict[str, int] = {}
-        self.counts: Counter[str] = Counter({name: 0 for name in TYPE_NAMES})
+        self.history = SchemaHistory()
+        self._use(self.history.catalog)
+        self.counts: Counter[str] = Counter(self.catalog.zero_counts())
         self.last_seq = 0
+
+    def _use(self, catalog: Catalog) -> None:
+        # The per-event look-ups, held as attributes: one dict access each in `apply`.
+        self.catalog = catalog
+        self._specs = catalog.specs
+        self._required = catalog.required
+        self._defaults = catalog.defaults
+        self._version = catalog.version
 
     def apply(self, event: Event) -> None:
         # Unpacked once: a NamedTuple's attribute access costs more than the fold's checks.
         seq, type_name, entity_id, version, kind, schema_version, _a, _r, _t, payload, _h, _p = (
             event)
-        specs = _SPECS.get(type_name)
+        specs = self._specs.get(type_name)
         if specs is None:
-            raise IntegrityError(f"seq {seq}: unknown entity type {type_name!r}")
-        if schema_version != SCHEMA_VERSION:
-            raise IntegrityError(
-                f"seq {seq}: schema version {schema_version} is not known to this "
-                f"eventvault (it reads version {SCHEMA_VERSION}); upgrade eventvault"
-            )
-        if kind == CREATED:
+            if type_name != SCHEMA_TYPE:
+                raise IntegrityError(f"seq {seq}: unknown entity type {type_name!r}")
+            self._declare(seq, kind, entity_id, payload)
+        elif kind == CREATED:
             if entity_id in self.versions:
                 raise IntegrityError(f"seq {seq}: {type_name} {entity_id} is created twice")
-            values = list(_DEFAULTS[type_name])
-            self._set(seq, type_name, entity_id, specs, values, unpack_payload(payload))
-            missing = [REGISTRY[type_name].field_names[i]
-                       for i in _REQUIRED[type_name] if values[i] is None]
+            values = list(self._defaults[type_name])
+            changes = unpack_payload(payload)
+            if schema_version != self._version:
+                changes = self.history.upcast(seq, type_name, schema_version, changes, True)
+            self._set(seq, type_name, entity_id, specs, values, changes)
+            missing = [self.catalog.names[type_name][i]
+                       for i in self._required[type_name] if values[i] is None]
             if missing:
                 raise IntegrityError(
                     f"seq {seq}: {type_name} {entity_id} is created without "
@@ -103,12 +168,18 @@ class StateFold:
                     f"seq {seq}: {kind} event for {type_name} {entity_id}, "
                     "which does not exist at that point"
                 )
+            if schema_version > self._version:
+                self.history.upcast(seq, type_name, schema_version, {}, False)  # refuses
             if kind == DELETED:
                 del self.entities[entity_id]
                 self._changed.add(entity_id)
                 self.counts[type_name] -= 1
             elif kind != ACCESS_DENIED:
-                self._set(seq, type_name, entity_id, specs, current[1], unpack_payload(payload))
+                changes = unpack_payload(payload)
+                if schema_version != self._version:
+                    changes = self.history.upcast(seq, type_name, schema_version, changes,
+                                                  False)
+                self._set(seq, type_name, entity_id, specs, current[1], changes)
                 self._changed.add(entity_id)
         else:
             raise IntegrityError(f"seq {seq}: unknown event type {kind!r}")
@@ -119,6 +190,24 @@ class StateFold:
             )
         self.versions[entity_id] = expected
         self.last_seq = seq
+
+    def _declare(self, seq: int, kind: str, entity_id: str, payload: bytes) -> None:
+        """A schema event: the log moves to the schema it declares; live entities of a type
+        whose fields changed move to the new layout (added fields get their defaults)."""
+        if kind not in (CREATED, UPDATED) or entity_id != SCHEMA_ENTITY:
+            raise IntegrityError(f"seq {seq}: malformed schema event ({kind} {entity_id})")
+        schema = schema_from_payload(unpack_payload(payload), f"seq {seq}")
+        old = self.catalog
+        new = self.history.declare(seq, schema, self.counts, first=self.last_seq == 0)
+        moves = {name: relayout(old, new, name) for name in new.type_names
+                 if name in old.specs}
+        for found_id, (type_name, values) in self.entities.items():
+            move = moves.get(type_name)
+            if move is not None:
+                values[:] = [default if at is None else values[at] for at, default in move]
+                self._changed.add(found_id)
+        self._use(new)
+        self.counts = Counter({name: self.counts.get(name, 0) for name in new.type_names})
 
     def _set(
         self, seq: int, type_name: str, entity_id: str,
@@ -170,13 +259,20 @@ class StateFold:
         return f"{self._digest % MODULUS:064x}"
 
 
-def entity_values(type_name: str, values: list[FieldValue] | None,
+def entity_values(catalog: Catalog, type_name: str, values: list[FieldValue] | None,
                   changes: dict[str, FieldValue]) -> list[FieldValue]:
-    """An entity's values (registry order) after an event's fields: a new list, `values`
+    """An entity's values (schema order) after an event's fields: a new list, `values`
     None for a created entity. Without the fold's checks: for events the command path has
-    checked before writing them."""
-    specs = _SPECS[type_name]
-    new = list(_DEFAULTS[type_name] if values is None else values)
+    checked before writing them, in `catalog`'s names."""
+    specs = catalog.specs[type_name]
+    new = list(catalog.defaults[type_name] if values is None else values)
     for name, value in changes.items():
         new[specs[name][0]] = value
     return new
+
+
+def declared_counts(counts: Counter[str], event: Event) -> Counter[str]:
+    """`counts` over the types a schema event declares (a new type at 0, a removed one
+    gone): for readers that count from the type columns without folding."""
+    schema = schema_from_payload(unpack_payload(event.payload), f"seq {event.seq}")
+    return Counter({name: counts.get(name, 0) for name in schema.type_names})

@@ -13,11 +13,13 @@ behind the log's back can neither skew the digest nor make a command write a wro
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from eventvault import codec
+from eventvault import codec, vault_schema
+from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, schema_from_payload
 from eventvault.digest import MODULUS, entity_hash
 from eventvault.errors import ConcurrencyError, IntegrityError
 from eventvault.events import (
@@ -30,8 +32,7 @@ from eventvault.events import (
     decode_record,
     unpack_payload,
 )
-from eventvault.fold import StateFold, entity_values
-from eventvault.registry import TYPE_NAMES
+from eventvault.fold import SchemaHistory, StateFold, entity_values
 from eventvault.tables import events, log_state
 
 REPAIR = "run `eventvault verify`, then `eventvault rebuild --as ADMIN`"
@@ -44,7 +45,7 @@ class LogState:
     head_seq: int
     head_hash: bytes
     digest: int
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TYPE_NAMES, 0))
+    counts: dict[str, int] = field(default_factory=dict)  # per type the log's schema declares
 
     @property
     def state_digest(self) -> str:
@@ -55,7 +56,7 @@ def load(connection: Connection) -> LogState | None:
     row = connection.execute(select(log_state).where(log_state.c.id == 1)).first()
     if row is None:
         return None
-    counts = dict.fromkeys(TYPE_NAMES, 0)
+    counts = vault_schema.history(connection).catalog.zero_counts()
     counts.update(json.loads(row.counts))
     return LogState(row.head_seq, bytes(row.head_hash), int(row.state_digest, 16), counts)
 
@@ -109,6 +110,8 @@ class Tracker:
                 f"seq {head_seq}: the log or the state was changed behind its back; {REPAIR}"
             )
         self.state = found
+        self.history: SchemaHistory = vault_schema.history(connection)
+        self._recompute = False  # a schema event moved every entity of a changed type
         self._cursor = connection.connection.cursor()
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         self._by_entity = ("SELECT record, hash FROM events WHERE entity_id = "
@@ -117,7 +120,7 @@ class Tracker:
         self._entities: dict[str, tuple[str, list[FieldValue] | None, int]] = {}
 
     def entity(self, type_name: str, entity_id: str) -> tuple[list[FieldValue] | None, int]:
-        """(values in registry order or None if not live, version) as the log says."""
+        """(values in schema order or None if not live, version) as the log says."""
         known = self._entities.get(entity_id)
         if known is None:
             values: list[FieldValue] | None = None
@@ -127,13 +130,16 @@ class Tracker:
             self._cursor.execute(self._by_entity, (entity_id,))
             for stored, digest in self._cursor.fetchall():
                 event = decode_record(codec.from_stored(bytes(stored)), bytes(digest))
-                values, version = _after(event, values), event.entity_version
+                values, version = _after(self.history, event, values), event.entity_version
             known = self._entities[entity_id] = (type_name, values, version)
         return known[1], known[2]
 
     def apply(self, event: Event) -> None:
         """Account for an event about to be appended; a wrong version is refused."""
         type_name, entity_id = event.entity_type, event.entity_id
+        if type_name == SCHEMA_TYPE:
+            self._declare(event)
+            return
         if event.event_type == CREATED and entity_id not in self._entities:
             # A new entity: a duplicate UUID is refused by the unique (entity_id,
             # entity_version) index when the events are flushed, before any commit.
@@ -151,24 +157,48 @@ class Tracker:
                 f"{event.entity_version - 1} as the vault's tables say: they have drifted "
                 f"from the log; {REPAIR}"
             )
-        after = _after(event, before)
+        after = _after(self.history, event, before)
         if event.event_type != ACCESS_DENIED:
             if before is not None:
                 self.state.digest -= entity_hash(type_name, entity_id, before)
             if after is not None:
                 self.state.digest += entity_hash(type_name, entity_id, after)
-            self.state.counts[type_name] += (after is not None) - (before is not None)
+            self.state.counts[type_name] = self.state.counts.get(type_name, 0) + \
+                (after is not None) - (before is not None)
         self._entities[entity_id] = (type_name, after, event.entity_version)
         self.state.head_seq, self.state.head_hash = event.seq, event.hash
 
+    def _declare(self, event: Event) -> None:
+        """A schema event: later events of this transaction are in its names. Entities of a
+        changed type change layout, hence hash: the state is folded afresh at `save`."""
+        if event.entity_id != SCHEMA_ENTITY or event.entity_version != self.history.declared + 1:
+            raise IntegrityError(f"seq {event.seq}: malformed schema event")
+        schema = schema_from_payload(unpack_payload(event.payload), f"seq {event.seq}")
+        self.history = self.history.copy()  # the process's cached one stays the log's
+        self.history.declare(event.seq, schema, Counter(self.state.counts),
+                             first=event.seq == 1)
+        self._entities.clear()  # values in the old layout
+        self._recompute = True
+        self.state.head_seq, self.state.head_hash = event.seq, event.hash
+
     def save(self) -> None:
+        """Store the state; called after the pending events are written."""
+        if self._recompute:
+            self.state = compute(self._connection)
+            self._recompute = False
         save(self._connection, self.state)
 
 
-def _after(event: Event, before: list[FieldValue] | None) -> list[FieldValue] | None:
+def _after(history: SchemaHistory, event: Event, before: list[FieldValue] | None
+           ) -> list[FieldValue] | None:
     if event.event_type == DELETED:
         return None
     if event.event_type == ACCESS_DENIED:
         return before
-    return entity_values(event.entity_type, None if event.event_type == CREATED else before,
-                         unpack_payload(event.payload))
+    changes = unpack_payload(event.payload)
+    created = event.event_type == CREATED
+    if event.schema_version != history.catalog.version:
+        changes = history.upcast(event.seq, event.entity_type, event.schema_version, changes,
+                                 created)
+    return entity_values(history.catalog, event.entity_type, None if created else before,
+                         changes)

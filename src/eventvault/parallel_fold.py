@@ -42,6 +42,7 @@ class FoldedState:
     counts: dict[str, int]
     last_seq: int
     last_hash: bytes  # the chain hash at last_seq: which events exactly were folded
+    schema: bytes  # the canonical schema the log declares at last_seq
 
 
 def fold_packages(paths: Sequence[str], stop: int) -> FoldedState:
@@ -57,7 +58,7 @@ def fold_packages(paths: Sequence[str], stop: int) -> FoldedState:
     digest = fold.digest()
     fold.hashes.clear()  # ~100 bytes a live entity, not needed for the rows
     return FoldedState(projection_rows(fold), digest, dict(fold.counts), fold.last_seq,
-                       last_hash)
+                       last_hash, fold.catalog.canonical)
 
 
 class PendingFold:

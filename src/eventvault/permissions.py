@@ -19,6 +19,7 @@ POLICY: dict[str, frozenset[str]] = {
         "document.create", "document.update", "document.delete",
         "workflow.start", "workflow.move", "workflow.delete", "backup.record",
         "restore.record", "system.configure", "vault.reinit", "vault.replace", "vault.rebuild",
+        "schema.apply",
     }),
     "author": frozenset({"document.create", "document.update", "document.delete"}),
     "reviewer": frozenset({"document.update", "workflow.start", "workflow.move"}),
@@ -34,7 +35,7 @@ DESCRIPTIONS: dict[str, str] = {
     "workflow.delete": "delete workflows", "backup.record": "record backup jobs",
     "restore.record": "record restore jobs", "system.configure": "change system entities",
     "vault.reinit": "reinit the vault", "vault.replace": "replace the vault",
-    "vault.rebuild": "rebuild the vault",
+    "vault.rebuild": "rebuild the vault", "schema.apply": "change the vault's schema",
 }
 
 # Fields of a user that only `user.role` may change: who is an admin, and who is active.

@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql import Select
 
+from eventvault.catalog import Catalog
 from eventvault.events import FieldValue
 from eventvault.fold import StateFold
-from eventvault.registry import ENTITY_TYPES, REGISTRY, TYPE_NAMES, EntityType
+from eventvault.schemadoc import TypeSpec
 from eventvault.store import stream_rows
-from eventvault.tables import projection
+from eventvault.tables import projection, projection_for
 
 LOAD_BATCH = 10_000
 
@@ -31,7 +32,9 @@ class RowWriter:
     The cursor belongs to the caller's connection, so it works inside its transaction.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection,
+                 tables: dict[str, Any] | None = None) -> None:
+        self._tables = projection if tables is None else tables
         self._cursor = connection.connection.cursor()
         self._marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         self._returning = connection.dialect.name == "postgresql"
@@ -44,7 +47,7 @@ class RowWriter:
         return sql
 
     def select(self, type_name: str, column: str, value: object) -> dict[str, Any] | None:
-        table = projection[type_name].name
+        table = self._tables[type_name].name
         sql = self._statement(("select", table, column),
                               lambda: f"SELECT * FROM {table} WHERE {column} = {self._marker}")
         self._cursor.execute(sql, (value,))
@@ -54,7 +57,7 @@ class RowWriter:
         return dict(zip((d[0] for d in self._cursor.description), row, strict=True))
 
     def insert(self, type_name: str, columns: dict[str, Any]) -> int:
-        table = projection[type_name].name
+        table = self._tables[type_name].name
         names = tuple(columns)
 
         def build() -> str:
@@ -69,7 +72,7 @@ class RowWriter:
         return int(self._cursor.lastrowid)
 
     def update(self, type_name: str, row_id: int, columns: dict[str, Any]) -> None:
-        table = projection[type_name].name
+        table = self._tables[type_name].name
         names = tuple(columns)
         sql = self._statement(
             ("update", table, *names),
@@ -79,54 +82,67 @@ class RowWriter:
         self._cursor.execute(sql, (*columns.values(), row_id))
 
     def delete(self, type_name: str, row_id: int) -> None:
-        table = projection[type_name].name
+        table = self._tables[type_name].name
         sql = self._statement(("delete", table),
                               lambda: f"DELETE FROM {table} WHERE id = {self._marker}")
         self._cursor.execute(sql, (row_id,))
 
 
-def _entity_query(entity: EntityType, by_uuid: bool) -> Select[Any]:
+def _entity_query(entity: TypeSpec, tables: dict[str, Any], by_uuid: bool) -> Select[Any]:
     """Rows of one type with every reference turned back into the target's UUID."""
-    table = projection[entity.name]
+    table = tables[entity.name]
     columns: list[Any] = [table.c.uuid, *(table.c[f.name] for f in entity.fields)]
     source: Any = table
     for reference in entity.references:
-        target = projection[reference.target].alias(f"ref_{reference.name}")
+        target = tables[reference.target].alias(f"ref_{reference.name}")
         source = source.outerjoin(target, target.c.id == table.c[reference.column])
         columns.append(target.c.uuid)
     query = select(*columns).select_from(source)
     return query.order_by(table.c.uuid) if by_uuid else query
 
 
-def read_entities(connection: Connection, type_name: str, *, by_uuid: bool = False
-                  ) -> Iterator[tuple[str, list[FieldValue]]]:
-    """(uuid, values in registry order) for every row of a type, in table order or, with
+def read_entities(connection: Connection, catalog: Catalog, type_name: str, *,
+                  by_uuid: bool = False) -> Iterator[tuple[str, list[FieldValue]]]:
+    """(uuid, values in schema order) for every row of a type, in table order or, with
     `by_uuid`, sorted by UUID (measured: 2-3x slower at 300k rows, the rows fetched in
     index order; the digests and comparisons need no order)."""
-    entity = REGISTRY[type_name]
+    entity = catalog.schema.type(type_name)
+    assert entity is not None
     bool_positions = [i for i, f in enumerate(entity.fields) if f.kind == "bool"]
+    float_positions = [i for i, f in enumerate(entity.fields) if f.kind == "float"]
+    bytes_positions = [i for i, f in enumerate(entity.fields) if f.kind == "bytes"]
     # The query has no parameters: compiled once to plain SQL, its rows come straight from
     # the driver (snapshot and replay read every entity to compute the state digest).
-    sql = str(_entity_query(entity, by_uuid).compile(dialect=connection.dialect))
+    sql = str(_entity_query(entity, projection_for(catalog), by_uuid).compile(
+        dialect=connection.dialect))
     for row in stream_rows(connection, sql):
         values = list(row[1:])
         for position in bool_positions:  # SQLite hands booleans back as 0/1
-            values[position] = bool(values[position])
+            if values[position] is not None:
+                values[position] = bool(values[position])
+        for position in float_positions:  # a whole float may come back as an int
+            if values[position] is not None:
+                values[position] = float(values[position])
+        for position in bytes_positions:  # memoryview on some drivers
+            if values[position] is not None:
+                values[position] = bytes(values[position])
         yield row[0], values
 
 
-def read_state(connection: Connection, *, by_uuid: bool = False
+def read_state(connection: Connection, catalog: Catalog, *, by_uuid: bool = False
                ) -> Iterator[tuple[str, str, list[FieldValue]]]:
     """Every entity as (type, uuid, values), type by type in name order."""
-    for type_name in sorted(TYPE_NAMES):
-        for entity_id, values in read_entities(connection, type_name, by_uuid=by_uuid):
+    for type_name in sorted(catalog.type_names):
+        for entity_id, values in read_entities(connection, catalog, type_name,
+                                               by_uuid=by_uuid):
             yield type_name, entity_id, values
 
 
-def counts(connection: Connection) -> dict[str, int]:
+def counts(connection: Connection, catalog: Catalog) -> dict[str, int]:
+    tables = projection_for(catalog)
     return {
-        name: connection.execute(select(func.count()).select_from(projection[name])).scalar_one()
-        for name in TYPE_NAMES
+        name: connection.execute(select(func.count()).select_from(tables[name])).scalar_one()
+        for name in catalog.type_names
     }
 
 
@@ -143,14 +159,15 @@ def projection_rows(state: StateFold) -> ProjectionRows:
     """
     # Two flat lists per type, not a list of pairs: at 1M events the pairs alone were ~20 MB
     # at the replay's peak of memory.
-    uuids_of: dict[str, list[str]] = {name: [] for name in TYPE_NAMES}
-    values_of: dict[str, list[list[FieldValue]]] = {name: [] for name in TYPE_NAMES}
+    names = state.catalog.type_names
+    uuids_of: dict[str, list[str]] = {name: [] for name in names}
+    values_of: dict[str, list[list[FieldValue]]] = {name: [] for name in names}
     for entity_id, (type_name, values) in state.entities.items():
         uuids_of[type_name].append(entity_id)
         values_of[type_name].append(values)
     new_ids: dict[str, dict[str, int]] = {}
     rows: ProjectionRows = {}
-    for entity in ENTITY_TYPES:
+    for entity in state.catalog.schema.types:
         uuids, found = uuids_of.pop(entity.name), values_of.pop(entity.name)
         ids = range(1, len(uuids) + 1)
         new_ids[entity.name] = dict(zip(uuids, ids, strict=True))
@@ -165,15 +182,16 @@ def projection_rows(state: StateFold) -> ProjectionRows:
     return rows
 
 
-def load_rows(connection: Connection, rows: ProjectionRows) -> None:
+def load_rows(connection: Connection, catalog: Catalog, rows: ProjectionRows) -> None:
     """Write prepared rows into empty projection tables, in registry order (referenced rows
     first), through the driver's executemany: the bulk path of a replay. The rows carry
     their IDs, so on PostgreSQL each table's ID sequence is moved past them."""
     postgresql = connection.dialect.name == "postgresql"
     marker = "%s" if postgresql else "?"
     cursor = connection.connection.cursor()
-    for entity in ENTITY_TYPES:
-        table = projection[entity.name].name
+    tables = projection_for(catalog)
+    for entity in catalog.schema.types:
+        table = tables[entity.name].name
         columns = ["id", "uuid", "version", *(f.name for f in entity.fields),
                    *(r.column for r in entity.references)]
         sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
@@ -195,8 +213,9 @@ def differences(connection: Connection, state: StateFold) -> list[str]:
     """
     found: list[str] = []
     seen: set[str] = set()
-    for type_name in TYPE_NAMES:
-        for entity_id, values in read_entities(connection, type_name):
+    catalog = state.catalog
+    for type_name in catalog.type_names:
+        for entity_id, values in read_entities(connection, catalog, type_name):
             seen.add(entity_id)
             expected = state.entities.get(entity_id)
             if expected is None:
@@ -207,7 +226,7 @@ def differences(connection: Connection, state: StateFold) -> list[str]:
         if entity_id not in seen:
             found.append(f"{type_name} {entity_id} is in the log but not in the tables")
     # The bookkeeping column too: the command path must never act on a wrong `version`.
-    for entity in ENTITY_TYPES:
+    for entity in catalog.schema.types:
         for entity_id, version in stream_rows(
                 connection, f"SELECT uuid, version FROM {entity.table}"):
             expected = state.versions.get(entity_id)

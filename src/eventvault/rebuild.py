@@ -19,7 +19,7 @@ from eventvault import codec, log_state, projection, store
 from eventvault.errors import IntegrityError
 from eventvault.events import GENESIS_HASH, chain_hash, decode_record
 from eventvault.fold import StateFold
-from eventvault.registry import ENTITY_TYPES
+from eventvault.tables import projection_for
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ def rebuild_tables(connection: Connection) -> RebuildResult:
             fold.apply(decode_record(record, previous))
             expected += 1
     drifted = len(projection.differences(connection, fold))
-    for entity in reversed(ENTITY_TYPES):  # referring rows first
-        connection.exec_driver_sql(f"DELETE FROM {entity.table}")
-    projection.load_rows(connection, projection.projection_rows(fold))
+    for table in reversed(projection_for(fold.catalog).values()):  # referring rows first
+        connection.exec_driver_sql(f"DELETE FROM {table.name}")
+    projection.load_rows(connection, fold.catalog, projection.projection_rows(fold))
     left = projection.differences(connection, fold)
     if left:
         raise IntegrityError(f"the rebuilt tables do not match the log: {left[0]}")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from eventvault import codec, log_state, projection, schema, store
+from eventvault import codec, log_state, projection, schema, store, vault_schema
+from eventvault.catalog import SCHEMA_TYPE
 from eventvault.digest import state_digest
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
@@ -27,7 +28,7 @@ from eventvault.events import (
     decode_record,
     now_us,
 )
-from eventvault.fold import StateFold
+from eventvault.fold import StateFold, declared_counts
 from eventvault.package import (
     FORMAT_VERSION,
     PackageFooter,
@@ -35,7 +36,6 @@ from eventvault.package import (
     PackageReader,
     PackageWriter,
 )
-from eventvault.registry import TYPE_NAMES
 from eventvault.vault import Vault
 
 CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, verified point)
@@ -120,7 +120,8 @@ def _write_events(
     kept = log_state.load(connection) if stop == head.seq else None
     usable = kept is not None and (kept.head_seq, kept.head_hash) == (head.seq, head.hash)
     fold = None if usable else StateFold()
-    counts: Counter[str] = Counter({name: 0 for name in TYPE_NAMES})
+    # Counts are per type the log's schema declares at each point (schema events change it).
+    counts: Counter[str] = Counter(StateFold().counts)
     previous = GENESIS_HASH
     rows = store.stream_rows(
         connection,
@@ -137,7 +138,9 @@ def _write_events(
                 "before taking a backup"
             )
         expected += 1
-        if event_type == CREATED:
+        if entity_type == SCHEMA_TYPE:
+            counts = declared_counts(counts, decode_record(record, previous))
+        elif event_type == CREATED:
             counts[entity_type] += 1
         elif event_type == DELETED:
             counts[entity_type] -= 1
@@ -179,5 +182,6 @@ def _write_events(
 def _tables_drifted(connection: Connection, counts: dict[str, int], digest: str) -> bool:
     """Whether the projection's counts or digest differ from the log's: one streaming read
     of every row (the cost of the projection digest snapshots used to take)."""
-    return projection.counts(connection) != counts or \
-        state_digest(projection.read_state(connection)) != digest
+    catalog = vault_schema.history(connection).catalog
+    return projection.counts(connection, catalog) != counts or \
+        state_digest(projection.read_state(connection, catalog)) != digest

@@ -16,7 +16,6 @@ from eventvault.engine import authenticated_principal
 from eventvault.errors import ConcurrencyError, UsageError
 from eventvault.events import (
     GENESIS_HASH,
-    SCHEMA_VERSION,
     Event,
     FieldValue,
     chain_hash,
@@ -53,6 +52,7 @@ class NewEvent:
     actor_id: str
     fields: Mapping[str, FieldValue]
     reason: str | None = None
+    schema_version: int | None = None  # None: the vault's current one (a schema event: its own)
 
 
 def read_head(connection: Connection) -> Head:
@@ -92,14 +92,15 @@ class Appender:
         # recorded_at never decreases in seq order, even if the wall clock steps back.
         recorded_at = max(now_us(), self.head.recorded_at)
         payload = pack_payload(new.fields)
+        schema_version = new.schema_version or self.tracker.history.catalog.version
         record = encode_record(
             seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
-            SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, self.principal,
+            schema_version, new.actor_id, new.reason, recorded_at, payload, self.principal,
         )
         digest = chain_hash(self.head.hash, record)
         event = Event(
             seq, new.entity_type, new.entity_id, new.entity_version, new.event_type,
-            SCHEMA_VERSION, new.actor_id, new.reason, recorded_at, payload, digest,
+            schema_version, new.actor_id, new.reason, recorded_at, payload, digest,
             self.principal,
         )
         self.tracker.apply(event)  # refuses a version the log does not continue

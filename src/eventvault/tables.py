@@ -7,10 +7,13 @@ therefore has to resolve every UUID to whatever ID the target database hands out
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,10 +23,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false, text, true
 from sqlalchemy.types import TypeEngine
 
+from eventvault.catalog import LEGACY_HASH, Catalog
 from eventvault.registry import ENTITY_TYPES, REGISTRY, EntityType, FieldKind
+from eventvault.schemadoc import TypeSpec
 
 metadata = MetaData(
     naming_convention={
@@ -114,3 +121,65 @@ def _projection_table(entity: EntityType) -> Table:
 
 
 projection: dict[str, Table] = {t.name: _projection_table(t) for t in ENTITY_TYPES}
+
+
+# A declared schema's projection: one table per type, generated from the declaration. The
+# built-in dms v1 keeps the tables its alembic migration created (`projection`, equal field
+# for field); others are created by the vault when a schema declares them.
+_DECLARED_TYPES: dict[str, type[TypeEngine[object]]] = {
+    "str": Text, "int": BigInteger, "bool": Boolean, "float": Float, "decimal": Text,
+    "date": String, "datetime": BigInteger, "json": Text, "bytes": LargeBinary, "uuid": String,
+}
+_PROJECTIONS: dict[str, dict[str, Table]] = {}
+
+
+def projection_for(catalog: Catalog) -> dict[str, Table]:
+    """The projection tables of a schema (type name -> Table), built once per process."""
+    if catalog.hash == LEGACY_HASH:
+        return projection
+    found = _PROJECTIONS.get(catalog.hash)
+    if found is None:
+        own = MetaData(naming_convention=metadata.naming_convention)
+        found = {}
+        for spec in catalog.schema.types:
+            found[spec.name] = _declared_table(own, spec, catalog)
+        _PROJECTIONS[catalog.hash] = found
+    return found
+
+
+def _declared_table(own: MetaData, spec: TypeSpec, catalog: Catalog) -> Table:
+    key = set(spec.natural_key)
+    single = len(key) == 1
+    columns: list[Any] = [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("uuid", String(36), nullable=False, unique=True, index=True),
+        Column("version", Integer, nullable=False),
+    ]
+    for field in spec.fields:
+        columns.append(Column(field.name, _DECLARED_TYPES[field.kind](),
+                              nullable=not field.required,
+                              server_default=_server_default(field.default),
+                              unique=(single and field.name in key) or None,
+                              index=(single and field.name in key) or None))
+    for ref in spec.references:
+        target = catalog.schema.type(ref.target)
+        assert target is not None
+        columns.append(Column(ref.column, Integer, ForeignKey(f"{target.table}.id"),
+                              nullable=not ref.required, index=True))
+    if len(key) > 1:
+        names = [spec.reference(n).column if spec.reference(n) else n  # type: ignore[union-attr]
+                 for n in spec.natural_key]
+        columns.append(UniqueConstraint(*names))
+    return Table(spec.table, own, *columns)
+
+
+def _server_default(value: object) -> Any:
+    """The column default for a field's default: rows written by code that predates the
+    field (the story's commands after `schema apply` added it) get what the fold gives."""
+    if value is None or isinstance(value, bytes):
+        return None
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, int | float):
+        return text(repr(value))
+    return text("'" + str(value).replace("'", "''") + "'")

@@ -14,13 +14,24 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, func, select
 
 from eventvault import engine as engines
-from eventvault import grants, log_state, permissions, projection, schema, store, values
+from eventvault import (
+    grants,
+    log_state,
+    permissions,
+    projection,
+    schema,
+    schema_apply,
+    store,
+    values,
+    vault_schema,
+)
 from eventvault.domain import Actor, Commands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
 from eventvault.rebuild import RebuildResult, rebuild_tables
-from eventvault.registry import REGISTRY, system_uuid
+from eventvault.registry import system_uuid
+from eventvault.schemadoc import Change, Schema
 from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, vault_created_reason
 from eventvault.tables import events as events_table
 from eventvault.tables import projection as tables
@@ -230,6 +241,24 @@ class Vault:
             schema.require_current(connection, self.where)
             return rebuild_tables(connection)
 
+    def schema(self) -> Schema:
+        """The schema the vault's log declares (the built-in dms v1 if it declares none)."""
+        with self.reading() as connection:
+            return vault_schema.history(connection).catalog.schema
+
+    def apply_schema(self, new: Schema, actor: str, reason: str | None = None,
+                     command: str = "schema apply") -> Change:
+        """Move the vault to a new version of its schema (admin only), recorded in the log;
+        the projection tables follow in the same transaction. Refused (SchemaError) with
+        every reason when the change would make existing data invalid."""
+        with self.reading() as connection:
+            self.authorize(connection, actor, "schema.apply", "change the vault's schema",
+                           command)
+        with self.connect(write=True) as connection:
+            schema.require_current(connection, self.where)
+            return schema_apply.apply(connection, new, self._actor(connection, actor).id,
+                                      reason)
+
     def authorize(
         self, connection: Connection, actor: str, action: str, description: str, command: str
     ) -> None:
@@ -303,18 +332,21 @@ class Vault:
             if at_seq is not None and not 0 < at_seq <= head_seq:
                 raise UsageError(f"seq {at_seq} is outside the log (1 to {head_seq})")
             if at_seq is None:
+                catalog = vault_schema.history(connection).catalog
                 state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(
-                    connection, by_uuid=True)
-                total = sum(projection.counts(connection).values()) if progress else 0
+                    connection, catalog, by_uuid=True)
+                names_of = catalog.names
+                total = sum(projection.counts(connection, catalog).values()) if progress else 0
             else:
                 fold = StateFold()
                 for event in store.read_events(connection, until_seq=at_seq):
                     fold.apply(event)
                 live = sorted(fold.live(), key=lambda item: (item[0], item[1]))
                 state, total = iter(live), len(live)
+                names_of = fold.catalog.names  # the fields as the log declared them then
             given = 0
             for type_name, entity_id, values in state:
-                names = REGISTRY[type_name].field_names
+                names = names_of[type_name]
                 yield {"type": type_name, "uuid": entity_id,
                        "fields": dict(zip(names, values, strict=True))}
                 given += 1

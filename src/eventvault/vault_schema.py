@@ -1,0 +1,52 @@
+"""A vault's schema as its log declares it: read from the schema events, once per process.
+
+The schema events are few and all about one entity (catalog.SCHEMA_ENTITY), so the
+(entity_id, entity_version) index finds them without walking the log; what they declare is
+compiled once per process and kept by the hashes of those events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import Connection, select
+
+from eventvault import codec
+from eventvault.catalog import LEGACY_HASH, SCHEMA_ENTITY, Catalog, schema_from_payload
+from eventvault.events import decode_record, unpack_payload
+from eventvault.fold import SchemaHistory
+from eventvault.tables import events, projection, projection_for
+
+_HISTORIES: dict[tuple[bytes, ...], SchemaHistory] = {}
+
+
+def history(connection: Connection) -> SchemaHistory:
+    """The schemas the vault's log went through (the built-in dms v1 if it declares none)."""
+    rows = connection.execute(
+        select(events.c.record, events.c.hash).where(events.c.entity_id == SCHEMA_ENTITY)
+        .order_by(events.c.entity_version)).all()
+    key = tuple(bytes(digest) for _record, digest in rows)
+    found = _HISTORIES.get(key)
+    if found is None:
+        found = SchemaHistory()
+        for stored, digest in rows:
+            event = decode_record(codec.from_stored(bytes(stored)), bytes(digest))
+            schema = schema_from_payload(unpack_payload(event.payload), f"seq {event.seq}")
+            # Removals were checked against live entities when written and by `verify`.
+            found.declare(event.seq, schema, Counter(), first=event.seq == 1)
+        _HISTORIES[key] = found
+    return found
+
+
+
+def use_tables(connection: Connection, catalog: Catalog) -> bool:
+    """Give a new vault (its projection tables empty) the tables of `catalog`: the dms v1
+    tables alembic created are replaced by the declared ones. False when `catalog` is the
+    built-in dms v1 (nothing to do)."""
+    if catalog.hash == LEGACY_HASH:
+        return False
+    for table in reversed(projection.values()):  # referring tables first
+        table.drop(connection, checkfirst=True)
+    for table in projection_for(catalog).values():  # dependency order: targets first
+        table.create(connection)
+    return True

@@ -1,0 +1,138 @@
+"""The schema is the log's own: packages and vaults carry it, readers use it, it evolves.
+
+A log without a schema event means the built-in dms schema version 1 (frozen bytes, not the
+code's current dms.toml); `schema apply` records a new version in the log, and every package
+written before it still verifies and replays to the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from conftest import Result
+
+from eventvault.catalog import LEGACY_HASH
+from eventvault.schemadoc import default_schema, schema_hash
+
+Cli = Callable[..., Result]
+DMS = resources.files("eventvault.schemadoc").joinpath("dms.toml").read_text(encoding="utf-8")
+
+# Version 2 of the story's schema: one new type, one new optional field with a default.
+DMS_V2 = DMS.replace("version = 1", "version = 2", 1).replace(
+    '  { name = "title", kind = "str" },\n',
+    '  { name = "title", kind = "str" },\n'
+    '  { name = "summary", kind = "str", required = false, default = "none yet" },\n', 1,
+) + '''
+[[types]]
+name = "tag"
+table = "tags"
+natural_key = ["label"]
+fields = [{ name = "label", kind = "str" }, { name = "weight", kind = "int", default = 1 }]
+'''
+
+
+def ok(result: Result) -> Result:
+    assert result.code == 0, result.err
+    return result
+
+
+def status(cli: Cli, db: str) -> dict[str, object]:
+    return json.loads(ok(cli("status", "--json", db=db)).out)
+
+
+def test_the_built_in_schema_of_old_logs_is_frozen() -> None:
+    data = resources.files("eventvault").joinpath("dms_v1.schema").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == LEGACY_HASH
+    # Today's dms.toml is still version 1; when it moves on, old logs keep dms_v1.schema.
+    assert schema_hash(default_schema()) == LEGACY_HASH
+
+
+def test_schema_show_prints_the_vaults_schema(cli: Cli, db_url: str) -> None:
+    ok(cli("init", db=db_url))
+    shown = ok(cli("schema", "show", db=db_url)).out
+    assert LEGACY_HASH in shown and 'name = "dms"' in shown
+    as_json = json.loads(ok(cli("schema", "show", "--json", db=db_url)).out)
+    assert as_json["version"] == 1 and as_json["types"][0]["name"] == "user"
+
+
+def test_adding_a_type_leaves_every_earlier_package_verifying_and_replaying(
+    cli: Cli, db_url: str, make_db: Callable[[str], str], tmp_path: Path,
+) -> None:
+    ok(cli("init", db=db_url))
+    ok(cli("demo", db=db_url))
+    before = str(tmp_path / "before.evpkg")
+    ok(cli("snapshot", "-o", before, db=db_url))
+    export_before = ok(cli("export", db=db_url)).out
+    v2 = tmp_path / "dms-v2.toml"
+    v2.write_text(DMS_V2)
+
+    applied = ok(cli("schema", "apply", str(v2), "--as", "admin", db=db_url))
+    assert "version 1 -> 2" in applied.out
+    after_status = status(cli, db_url)
+    assert after_status["counts"]["tag"] == 0  # type: ignore[index]
+    assert json.loads(ok(cli("schema", "show", "--json", db=db_url)).out)["version"] == 2
+    # Existing documents got the default the field was added with.
+    assert '"summary":"none yet"' in ok(cli("export", db=db_url)).out
+    ok(cli("document", "add", "Written under v2", "--author", "admin", db=db_url))
+    ok(cli("verify", db=db_url))
+
+    # The package written before the change: still verifies, still replays to its state.
+    ok(cli("verify", before))
+    old_target = make_db("sqlite")
+    ok(cli("replay", before, db=old_target))
+    assert [line for line in ok(cli("export", db=old_target)).out.splitlines()
+            if '"restore_job"' not in line] == [
+        line for line in export_before.splitlines() if '"restore_job"' not in line]
+    assert "tag" not in status(cli, old_target)["counts"]  # type: ignore[operator]
+
+    # A package with the change in it, and an increment over the old one.
+    after = str(tmp_path / "after.evpkg")
+    ok(cli("snapshot", "-o", after, db=db_url))
+    increment = str(tmp_path / "increment.evpkg")
+    ok(cli("snapshot", "-o", increment, "--since", before, db=db_url))
+    ok(cli("verify", after))
+    ok(cli("verify", before, increment))
+    engine = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    for packages in ([after], [before, increment]):
+        target = make_db(engine)
+        ok(cli("replay", *packages, db=target))
+        assert status(cli, target)["state_digest"] != ""
+        ok(cli("verify", db=target))
+        shown = json.loads(ok(cli("schema", "show", "--json", db=target)).out)
+        assert shown["version"] == 2 and "tag" in [t["name"] for t in shown["types"]]
+
+
+def test_a_change_that_would_invalidate_data_is_refused(cli: Cli, db_url: str,
+                                                        tmp_path: Path) -> None:
+    ok(cli("init", db=db_url))
+    head = status(cli, db_url)["head_hash"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DMS.replace("version = 1", "version = 2", 1).replace(
+        '  { name = "title", kind = "str" },\n',
+        '  { name = "title", kind = "str" },\n  { name = "pages", kind = "int" },\n', 1))
+    refused = cli("schema", "apply", str(bad), "--as", "admin", db=db_url)
+    assert refused.code == 2 and "pages" in refused.err and "Traceback" not in refused.err
+    assert status(cli, db_url)["head_hash"] == head  # nothing recorded
+    removed = tmp_path / "removed.toml"
+    text = DMS.replace("version = 1", "version = 2", 1)
+    removed.write_text(text[:text.index("[[types]]\nname = \"placeholder\"")]
+                       + text[text.index("[[types]]\nname = \"backup_config\""):])
+    refused = cli("schema", "apply", str(removed), "--as", "admin", db=db_url)
+    assert refused.code == 2 and "placeholder" in refused.err and "live" in refused.err
+    assert status(cli, db_url)["head_hash"] == head
+
+
+@pytest.mark.parametrize("who", ["viewer1"])
+def test_only_an_admin_applies_a_schema(cli: Cli, db_url: str, tmp_path: Path,
+                                        who: str) -> None:
+    ok(cli("init", db=db_url))
+    ok(cli("user", "add", who, "--role", "viewer", "--as", "admin", db=db_url))
+    v2 = tmp_path / "dms-v2.toml"
+    v2.write_text(DMS_V2)
+    refused = cli("schema", "apply", str(v2), "--as", who, db=db_url)
+    assert refused.code != 0 and "may not" in refused.err
