@@ -136,3 +136,81 @@ def test_only_an_admin_applies_a_schema(cli: Cli, db_url: str, tmp_path: Path,
     v2.write_text(DMS_V2)
     refused = cli("schema", "apply", str(v2), "--as", who, db=db_url)
     assert refused.code != 0 and "may not" in refused.err
+
+
+LIBRARY_V1 = '''
+name = "library"
+version = 1
+
+[[types]]
+name = "author"
+table = "authors"
+natural_key = ["name"]
+fields = [{ name = "name", kind = "str" }, { name = "born", kind = "date", required = false }]
+writers = ["admin", "author"]
+
+[[types]]
+name = "book"
+table = "books"
+fields = [{ name = "title", kind = "str" }, { name = "code", kind = "str", required = false }]
+references = [{ name = "author", target = "author" }]
+
+[[types]]
+name = "loan"
+table = "loans"
+fields = [{ name = "due", kind = "date" }, { name = "returned", kind = "bool", default = false }]
+references = [{ name = "book", target = "book" }, { name = "borrower", target = "user" }]
+'''
+# Version 2: a new optional field with a default, and a rename (code -> isbn).
+LIBRARY_V2 = LIBRARY_V1.replace("version = 1", "version = 2").replace(
+    '{ name = "code", kind = "str", required = false }',
+    '{ name = "isbn", kind = "str", required = false, renamed_from = "code" }, '
+    '{ name = "price", kind = "decimal", default = "0.00" }')
+
+
+def test_a_declared_schema_through_init_snapshot_replay_and_apply(
+    cli: Cli, db_url: str, make_db: Callable[[str], str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # replay --replace leaves its safety package in the cwd
+    engine = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    v1, v2 = tmp_path / "library.toml", tmp_path / "library-v2.toml"
+    v1.write_text(LIBRARY_V1)
+    v2.write_text(LIBRARY_V2)
+    ok(cli("init", "--schema", str(v1), db=db_url))
+    ok(cli("init", db=db_url))  # idempotent: the vault keeps its schema
+    counts = status(cli, db_url)["counts"]
+    assert counts == {"user": 2, "author": 0, "book": 0, "loan": 0}
+    shown = json.loads(ok(cli("schema", "show", "--json", db=db_url)).out)
+    assert shown["name"] == "library" and shown["version"] == 1
+    other = tmp_path / "other.toml"
+    other.write_text(LIBRARY_V1.replace('"library"', '"other"'))
+    refused = cli("init", "--schema", str(other), db=db_url)
+    assert refused.code == 2 and "schema apply" in refused.err
+    ok(cli("user", "add", "reader", "--role", "viewer", "--as", "admin", db=db_url))
+    ok(cli("verify", db=db_url))
+    first = str(tmp_path / "first.evpkg")
+    ok(cli("snapshot", "-o", first, db=db_url))
+    ok(cli("verify", first))
+    target = make_db(engine)
+    ok(cli("replay", first, db=target))
+    assert status(cli, target)["counts"] == {"user": 3, "author": 0, "book": 0, "loan": 0}
+    assert json.loads(ok(cli("schema", "show", "--json", db=target)).out)["name"] == "library"
+    ok(cli("verify", db=target))
+    assert "reader" in ok(cli("audit", "history", "user:reader", db=target)).out
+
+    applied = ok(cli("schema", "apply", str(v2), "--as", "admin", db=db_url))
+    assert "version 1 -> 2" in applied.out
+    shown = json.loads(ok(cli("schema", "show", "--json", db=db_url)).out)
+    assert [f["name"] for f in shown["types"][2]["fields"]] == ["title", "isbn", "price"]
+    ok(cli("verify", db=db_url))
+    second = str(tmp_path / "second.evpkg")
+    ok(cli("snapshot", "-o", second, "--since", first, db=db_url))
+    ok(cli("verify", first, second))
+    again = make_db(engine)
+    ok(cli("replay", first, second, db=again))
+    ok(cli("verify", db=again))
+    assert json.loads(ok(cli("schema", "show", "--json", db=again)).out)["version"] == 2
+    # A replay over a vault of a declared schema replaces it whole.
+    ok(cli("replay", first, "--replace", "--as", "admin", db=again))
+    assert json.loads(ok(cli("schema", "show", "--json", db=again)).out)["version"] == 1

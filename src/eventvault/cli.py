@@ -107,11 +107,16 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
 @click.option("--writer-role", metavar="ROLE",
               help="PostgreSQL: grant this login role what writing and reading need, and "
                    "no more (the role running init stays the owner that migrates).")
+@click.option("--schema", "schema_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="The schema of a new vault (docs/SCHEMA.md); default: the story's dms.")
 @output.options
 @pass_context
-def init(context: Context, writer_role: str | None) -> None:
+def init(context: Context, writer_role: str | None, schema_file: str | None) -> None:
     """Create (or upgrade) the vault schema and the system entities. Idempotent."""
-    created = context.vault.init(writer_role=writer_role)
+    from eventvault.schemadoc import load
+
+    declared = load(schema_file) if schema_file is not None else None
+    created = context.vault.init(writer_role=writer_role, declared=declared)
     lines = [f"vault ready at {context.vault.where} ({created} system entities created)"]
     if writer_role:
         lines.append(f"writer role {writer_role} may read and append; it owns nothing")

@@ -385,10 +385,13 @@ class Commands:
 
     # --- system entities -----------------------------------------------------------------
 
-    def ensure_system_entities(self) -> int:
-        """Create any missing system entity, with its deterministic UUID. Idempotent."""
+    def ensure_system_entities(self, types: frozenset[str] | None = None) -> int:
+        """Create any missing system entity, with its deterministic UUID. Idempotent.
+        `types`: only those of these types (a vault of another schema has users only)."""
         created = 0
         for type_name, key, declarations in SYSTEM_ENTITIES:
+            if types is not None and type_name not in types:
+                continue
             for fields in declarations:
                 entity_id = system_uuid(type_name, str(fields[key]))
                 if self.identity.get(type_name, entity_id, "uuid") is None:

@@ -248,7 +248,7 @@ def _replay_into(
     progress: Progress | None,
 ) -> ReplayResult:
     if schema.is_vault(connection):
-        schema.drop_all(connection)
+        vault_schema.drop_vault(connection)
     schema.upgrade(connection)
     header = readers[0].header
     connection.execute(vault_meta.insert(), [

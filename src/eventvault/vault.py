@@ -25,13 +25,14 @@ from eventvault import (
     values,
     vault_schema,
 )
+from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, compile_schema, schema_fields
 from eventvault.domain import Actor, Commands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
 from eventvault.rebuild import RebuildResult, rebuild_tables
 from eventvault.registry import system_uuid
-from eventvault.schemadoc import Change, Schema
+from eventvault.schemadoc import Change, Schema, canonical
 from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, vault_created_reason
 from eventvault.tables import events as events_table
 from eventvault.tables import projection as tables
@@ -188,16 +189,18 @@ class Vault:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def init(self, writer_role: str | None = None) -> int:
+    def init(self, writer_role: str | None = None, declared: Schema | None = None) -> int:
         """Create or upgrade the schema and any missing system entity. Idempotent.
 
         `writer_role` (PostgreSQL): a login role granted what writing and reading need and
-        no ownership (grants.py). Returns how many system entities were created.
+        no ownership (grants.py). `declared`: the schema of a new vault (default: the
+        story's dms); a vault that exists must already have it. Returns how many system
+        entities were created.
         """
         if writer_role is not None and self.url.get_backend_name() != "postgresql":
             raise UsageError("--writer-role is for PostgreSQL; SQLite has no database roles")
         with self.connect(write=True, create=True) as connection:
-            created = self._initialise(connection)
+            created = self._initialise(connection, declared)
             if writer_role is not None:
                 grants.grant_writer(connection, writer_role)
             return created
@@ -213,10 +216,10 @@ class Vault:
                 self.authorize(connection, actor, "vault.reinit", "reinit the vault", command)
         with self.connect(write=True, create=True) as connection:
             if schema.is_vault(connection):
-                schema.drop_all(connection)
+                vault_schema.drop_vault(connection)
             return self._initialise(connection)
 
-    def _initialise(self, connection: Connection) -> int:
+    def _initialise(self, connection: Connection, declared: Schema | None = None) -> int:
         schema.upgrade(connection)
         self._ensure_vault_id(connection)
         actor = Actor(system_uuid("user", SYSTEM_ACTOR), SYSTEM_ACTOR, "admin")
@@ -224,8 +227,20 @@ class Vault:
         # A new vault's first events bind its id into the chain (system.py).
         reason = vault_created_reason(self.vault_id(connection)) if appender.head.seq == 0 \
             else None
+        catalog = appender.tracker.history.catalog
+        if declared is not None and canonical(declared) != catalog.canonical:
+            if appender.head.seq != 0:
+                raise UsageError(
+                    f"the vault exists with schema {catalog.schema.name} version "
+                    f"{catalog.version}; change it with `eventvault schema apply`")
+            # A vault for a declared schema: its tables, and the schema as the log's seq 1.
+            catalog = compile_schema(declared)
+            vault_schema.use_tables(connection, catalog)
+            appender.append(store.NewEvent(
+                SCHEMA_TYPE, SCHEMA_ENTITY, 1, CREATED, actor.id, schema_fields(declared),
+                reason, schema_version=declared.version))
         commands = Commands(connection, appender, actor, reason)
-        created = commands.ensure_system_entities()
+        created = commands.ensure_system_entities(frozenset(catalog.type_names))
         commands.flush()
         return created
 
@@ -369,6 +384,7 @@ class Vault:
         expected = {system_uuid(type_name, str(fields[key]))
                     for type_name, key, declarations in SYSTEM_ENTITIES
                     for fields in declarations}
+        expected.add(SCHEMA_ENTITY)  # `init --schema` declares the vault's schema first
         held = connection.execute(select(func.count()).select_from(events_table)).scalar_one()
         if held > len(expected):
             return False

@@ -50,3 +50,17 @@ def use_tables(connection: Connection, catalog: Catalog) -> bool:
     for table in projection_for(catalog).values():  # dependency order: targets first
         table.create(connection)
     return True
+
+
+def drop_vault(connection: Connection) -> None:
+    """Drop the whole vault: a declared schema's own tables first, then alembic's (its
+    downgrade expects the dms v1 tables it created, which a declared schema replaced)."""
+    from eventvault import schema  # alembic, imported on use
+
+    catalog = history(connection).catalog
+    if catalog.hash != LEGACY_HASH:
+        for table in reversed(projection_for(catalog).values()):
+            table.drop(connection, checkfirst=True)
+        for table in projection.values():
+            table.create(connection, checkfirst=True)
+    schema.drop_all(connection)
