@@ -214,3 +214,14 @@ def test_a_declared_schema_through_init_snapshot_replay_and_apply(
     # A replay over a vault of a declared schema replaces it whole.
     ok(cli("replay", first, "--replace", "--as", "admin", db=again))
     assert json.loads(ok(cli("schema", "show", "--json", db=again)).out)["version"] == 1
+
+
+def test_reinit_keeps_a_declared_schema(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    v2 = tmp_path / "library-v2.toml"
+    v2.write_text(LIBRARY_V2)
+    ok(cli("init", "--schema", str(v2), db=db_url))
+    ok(cli("user", "add", "reader", "--as", "admin", db=db_url))
+    ok(cli("reinit", "--yes", "--as", "admin", db=db_url))
+    assert status(cli, db_url)["counts"] == {"user": 2, "author": 0, "book": 0, "loan": 0}
+    assert json.loads(ok(cli("schema", "show", "--json", db=db_url)).out)["version"] == 2
+    ok(cli("verify", db=db_url))

@@ -215,9 +215,11 @@ class Vault:
             if schema.is_vault(connection) and schema.current_revision(connection):
                 self.authorize(connection, actor, "vault.reinit", "reinit the vault", command)
         with self.connect(write=True, create=True) as connection:
+            kept = None  # the vault starts again with the schema it has now
             if schema.is_vault(connection):
+                kept = vault_schema.history(connection).catalog.schema
                 vault_schema.drop_vault(connection)
-            return self._initialise(connection)
+            return self._initialise(connection, kept)
 
     def _initialise(self, connection: Connection, declared: Schema | None = None) -> int:
         schema.upgrade(connection)
