@@ -657,3 +657,7 @@ cli.add_command(repo)
 from eventvault.schema_cli import schema_group  # noqa: E402
 
 cli.add_command(schema_group)
+
+from eventvault.entity_cli import entity_group  # noqa: E402
+
+cli.add_command(entity_group)

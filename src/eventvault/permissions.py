@@ -38,6 +38,10 @@ DESCRIPTIONS: dict[str, str] = {
     "vault.rebuild": "rebuild the vault", "schema.apply": "change the vault's schema",
 }
 
+# The story's types, whose rules `authorize` knows; a declared type has only its `writers`.
+STORY_TYPES = frozenset({"user", "document", "workflow", "backup_job", "restore_job",
+                         "workflow_state", "placeholder", "backup_config"})
+
 # Fields of a user that only `user.role` may change: who is an admin, and who is active.
 PRIVILEGE_FIELDS = frozenset({"role", "active"})
 # Roles whose document actions are limited to documents they are named on, by this field.

@@ -27,6 +27,7 @@ from eventvault import (
 )
 from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, compile_schema, schema_fields
 from eventvault.domain import Actor, Commands
+from eventvault.entities import Entities
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
@@ -257,6 +258,26 @@ class Vault:
         with self.connect(write=True) as connection:
             schema.require_current(connection, self.where)
             return rebuild_tables(connection)
+
+    @contextmanager
+    def entities(self, actor: str = SYSTEM_ACTOR, reason: str | None = None,
+                 command: str = "entity", write: bool = True) -> Iterator[Entities]:
+        """The generic entity commands (entities.py) as `actor`, committed together; a
+        refused write is recorded as an `access_denied` event, as `write` does."""
+        try:
+            with self.connect(write=write) as connection:
+                schema.require_current(connection, self.where)
+                appender = store.Appender(connection) if write else None
+                catalog = appender.tracker.history.catalog if appender is not None else \
+                    vault_schema.history(connection).catalog
+                found = self._actor(connection, actor, inactive_ok=not write)
+                yield Entities(connection, appender, catalog, found.id, found.username,
+                               found.role, reason)
+                if appender is not None:
+                    appender.flush()
+        except PermissionDeniedError:
+            self.record_denied(actor, command)
+            raise
 
     def schema(self) -> Schema:
         """The schema the vault's log declares (the built-in dms v1 if it declares none)."""
