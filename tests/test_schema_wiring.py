@@ -17,7 +17,8 @@ import pytest
 from conftest import Result
 
 from eventvault.catalog import LEGACY_HASH
-from eventvault.schemadoc import default_schema, schema_hash
+from eventvault.package import PackageReader
+from eventvault.schemadoc import canonical, default_schema, load, schema_hash
 
 Cli = Callable[..., Result]
 DMS = resources.files("eventvault.schemadoc").joinpath("dms.toml").read_text(encoding="utf-8")
@@ -67,6 +68,7 @@ def test_adding_a_type_leaves_every_earlier_package_verifying_and_replaying(
     ok(cli("demo", db=db_url))
     before = str(tmp_path / "before.evpkg")
     ok(cli("snapshot", "-o", before, db=db_url))
+    assert PackageReader(before).footer.schema is None  # dms v1: the 0.1 footer, unchanged
     export_before = ok(cli("export", db=db_url)).out
     v2 = tmp_path / "dms-v2.toml"
     v2.write_text(DMS_V2)
@@ -192,6 +194,8 @@ def test_a_declared_schema_through_init_snapshot_replay_and_apply(
     first = str(tmp_path / "first.evpkg")
     ok(cli("snapshot", "-o", first, db=db_url))
     ok(cli("verify", first))
+    # The package names its schema in its footer too (docs/FORMAT.md), readable unfolded.
+    assert PackageReader(first).footer.schema == canonical(load(v1))
     target = make_db(engine)
     ok(cli("replay", first, db=target))
     assert status(cli, target)["counts"] == {"user": 3, "author": 0, "book": 0, "loan": 0}

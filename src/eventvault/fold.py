@@ -271,8 +271,11 @@ def entity_values(catalog: Catalog, type_name: str, values: list[FieldValue] | N
     return new
 
 
-def declared_counts(counts: Counter[str], event: Event) -> Counter[str]:
+def declared_counts(counts: Counter[str], event: Event) -> tuple[Counter[str], bytes]:
     """`counts` over the types a schema event declares (a new type at 0, a removed one
-    gone): for readers that count from the type columns without folding."""
-    schema = schema_from_payload(unpack_payload(event.payload), f"seq {event.seq}")
-    return Counter({name: counts.get(name, 0) for name in schema.type_names})
+    gone), and the schema's canonical bytes: for readers that count from the type columns
+    without folding."""
+    payload = unpack_payload(event.payload)
+    schema = schema_from_payload(payload, f"seq {event.seq}")
+    return Counter({name: counts.get(name, 0) for name in schema.type_names}), \
+        payload["canonical"]

@@ -139,7 +139,8 @@ class PackageWriter:
         self._checkpoints.append(
             Checkpoint(seq, self._last_time, self._head_hash, dict(counts), state_digest))
 
-    def finish(self, counts: dict[str, int], state_digest: str) -> PackageFooter:
+    def finish(self, counts: dict[str, int], state_digest: str,
+               schema: bytes | None = None) -> PackageFooter:
         self._check_open()
         self._flush_frame()
         frames = tuple(self._frames)
@@ -147,8 +148,9 @@ class PackageWriter:
         footer = PackageFooter(
             head_seq, self._head_hash, frames[0].first_time if frames else None,
             frames[-1].last_time if frames else None, head_seq - self.header.base_seq,
-            dict(counts), state_digest, tuple(self._checkpoints), frames)
-        footer_body = msgpack.packb(astuple(footer))
+            dict(counts), state_digest, tuple(self._checkpoints), frames, schema)
+        fields = astuple(footer)
+        footer_body = msgpack.packb(fields if schema is not None else fields[:-1])
         try:  # the writer's own output must pass the reader's checks (counts, digests, types)
             check_index(self.header, decode_footer(footer_body), self._data_start, self._offset)
         except Corrupt as exc:

@@ -72,6 +72,9 @@ class PackageFooter:
     state_digest: str
     checkpoints: tuple[Checkpoint, ...]
     frames: tuple[FrameInfo, ...]
+    # The canonical schema the log declares at the head; None: the built-in dms v1 (and every
+    # footer before eventvault 0.2, whose 9-element body has no such element).
+    schema: bytes | None = None
 
 
 class Corrupt(Exception):
@@ -142,10 +145,19 @@ def decode_header(body: bytes) -> PackageHeader:
 
 
 def decode_footer(body: bytes) -> PackageFooter:
-    *head, checkpoints, frames = unpack(body, FOOTER_TYPES, "footer")
+    try:
+        item = msgpack.unpackb(body, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise Corrupt(f"footer is malformed ({exc})") from None
+    schema = None
+    if type(item) is list and len(item) == len(FOOTER_TYPES) + 1:
+        schema = item.pop()
+        if type(schema) is not bytes:
+            raise Corrupt("footer is malformed (schema)")
+    *head, checkpoints, frames = typed(item, FOOTER_TYPES, "footer")
     return PackageFooter(
         *head, tuple(Checkpoint(*typed(c, CHECKPOINT_TYPES, "checkpoint")) for c in checkpoints),
-        tuple(FrameInfo(*typed(f, FRAME_TYPES, "frame index")) for f in frames))
+        tuple(FrameInfo(*typed(f, FRAME_TYPES, "frame index")) for f in frames), schema)
 
 
 def check_index(header: PackageHeader, footer: PackageFooter, start: int, end: int) -> None:

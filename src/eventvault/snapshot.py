@@ -122,6 +122,7 @@ def _write_events(
     fold = None if usable else StateFold()
     # Counts are per type the log's schema declares at each point (schema events change it).
     counts: Counter[str] = Counter(StateFold().counts)
+    declared: bytes | None = None  # the canonical schema the log declares, if any
     previous = GENESIS_HASH
     rows = store.stream_rows(
         connection,
@@ -139,7 +140,7 @@ def _write_events(
             )
         expected += 1
         if entity_type == SCHEMA_TYPE:
-            counts = declared_counts(counts, decode_record(record, previous))
+            counts, declared = declared_counts(counts, decode_record(record, previous))
         elif event_type == CREATED:
             counts[entity_type] += 1
         elif event_type == DELETED:
@@ -176,7 +177,7 @@ def _write_events(
             warnings.append(
                 "the vault's tables have drifted from its log (the package holds the log's "
                 "state); run `eventvault rebuild --as ADMIN` to rebuild them from the log")
-    return writer.finish(dict(counts), digest)
+    return writer.finish(dict(counts), digest, declared)
 
 
 def _tables_drifted(connection: Connection, counts: dict[str, int], digest: str) -> bool:

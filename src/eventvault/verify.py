@@ -77,6 +77,11 @@ def verify_packages(paths: Sequence[str | os.PathLike[str]],
                              checkpoint.counts, checkpoint.state_digest)
             _compare(report, f"{reader.path} head", fold, reader.footer.counts,
                      reader.footer.state_digest)
+            declared = reader.footer.schema
+            if declared is not None and declared != fold.catalog.canonical:
+                report.findings.append(
+                    f"{reader.path} head: the footer's schema is not the one its events "
+                    f"declare (version {fold.catalog.version}, {fold.catalog.hash[:16]})")
             report.events += reader.footer.event_count
         report.head_seq = readers[-1].footer.head_seq
         report.head_hash = readers[-1].footer.head_hash.hex()
