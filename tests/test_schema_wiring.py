@@ -268,6 +268,8 @@ def test_entity_commands_for_any_declared_type(
     assert json.loads(ok(cli("entity", "show", loan, "--json", db=db_url)).out)[
         "fields"]["returned"] is True
     assert status(cli, db_url)["counts"] == {"user": 4, "author": 1, "book": 1, "loan": 1}
+    listed = ok(cli("list", "book", "--where", "author=Le Guin", db=db_url)).out
+    assert "Earthsea" in listed and book in listed
     ok(cli("verify", db=db_url))
     history = ok(cli("audit", "history", book, db=db_url)).out
     assert "created" in history
