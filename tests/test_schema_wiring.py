@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Result
+from sqlalchemy.engine import make_url
+from test_roles import writer_role  # noqa: F401  (the fixture: a database and its writer role)
 
 from eventvault.catalog import LEGACY_HASH
 from eventvault.package import PackageReader
@@ -290,3 +292,15 @@ def test_entity_commands_for_any_declared_type(
     assert ok(cli("export", db=target)).out == ok(cli("export", db=db_url)).out
     replayed = json.loads(ok(cli("entity", "show", book, "--json", db=target)).out)
     assert replayed["fields"]["price"] == "12.50" and replayed["fields"]["isbn"] == "X1"
+
+
+def test_a_writer_role_writes_a_declared_schemas_types(
+    writer_role: tuple[str, str], cli: Cli, tmp_path: Path,  # noqa: F811
+) -> None:
+    owner_url, role = writer_role
+    v1 = tmp_path / "library.toml"
+    v1.write_text(LIBRARY_V1)
+    ok(cli("init", "--schema", str(v1), "--writer-role", role, db=owner_url))
+    writer_url = make_url(owner_url).set(username=role).render_as_string(hide_password=False)
+    ok(cli("entity", "add", "author", "--set", "name=Tolkien", "--as", "admin", db=writer_url))
+    ok(cli("verify", db=writer_url))

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from eventvault import vault_schema
 from eventvault.errors import UsageError
-from eventvault.tables import events, log_state, vault_meta
-from eventvault.tables import projection as projection_tables
+from eventvault.tables import events, log_state, projection_for, vault_meta
 
 READ_ONLY = ("alembic_version", vault_meta.name)
 # Kept with every append (log_state.py): updated, never deleted. verify checks it against
@@ -44,7 +44,8 @@ def grant_writer(connection: Connection, role: str) -> None:
         *(f"GRANT SELECT ON {quote(name)} TO {who}" for name in READ_ONLY),
         *(f"GRANT SELECT, INSERT, UPDATE ON {quote(name)} TO {who}" for name in MAINTAINED),
     ]
-    for table in projection_tables.values():
+    # The vault's own projection tables: a declared schema's, or the dms ones.
+    for table in projection_for(vault_schema.history(connection).catalog).values():
         statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {quote(table.name)} TO {who}")
         sequence = connection.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"),
                                       {"t": table.name}).scalar_one()
