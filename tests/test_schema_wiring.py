@@ -275,6 +275,13 @@ def test_entity_commands_for_any_declared_type(
     ok(cli("verify", db=db_url))
     history = ok(cli("audit", "history", book, db=db_url)).out
     assert "created" in history
+    # Audit names entities of declared types by their natural key, and filters by type.
+    assert "created" in ok(cli("audit", "history", "author:Le Guin", db=db_url)).out
+    logged = ok(cli("audit", "log", "--type", "loan", db=db_url)).out
+    seqs = [line.split()[0] for line in logged.splitlines()[1:] if line[:1].isdigit()]
+    assert len(seqs) == 2 and logged.count("loan 2026-12-24") == 2  # created, updated
+    unknown = cli("audit", "log", "--type", "shelf", db=db_url)
+    assert unknown.code == 2 and "known types: user, author, book, loan" in unknown.err
 
     # v2 renames code -> isbn and adds price: the old book is upcast, new ones use the names.
     ok(cli("schema", "apply", str(v2), "--as", "admin", db=db_url))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
-from eventvault import store
+from eventvault import store, timeline, vault_schema
 from eventvault.errors import EntityAbsentError, IntegrityError, UsageError
 from eventvault.events import (
     ACCESS_DENIED,
@@ -34,9 +34,9 @@ from eventvault.events import (
     FieldValue,
     us_to_iso,
 )
-from eventvault.registry import REGISTRY, entity_type, system_uuid
-from eventvault.tables import events
-from eventvault.tables import projection as tables
+from eventvault.registry import system_uuid
+from eventvault.schemadoc import TypeSpec
+from eventvault.tables import events, projection_for
 from eventvault.timeline import REFERENCES, Names, name_field
 
 if TYPE_CHECKING:
@@ -119,9 +119,11 @@ class EntityState:
 def _reading(source: Vault | Connection) -> Iterator[Connection]:
     """The caller's connection as it is, or one read transaction of the vault."""
     if isinstance(source, Connection):
+        timeline.learn(vault_schema.history(source).catalog.schema)
         yield source
     else:
         with source.reading() as connection:
+            timeline.learn(vault_schema.history(connection).catalog.schema)
             yield connection
 
 
@@ -161,7 +163,7 @@ def log(
     with _reading(source) as connection:
         conditions: list[ColumnElement[bool]] = []
         if type_name is not None:
-            conditions.append(events.c.entity_type == entity_type(type_name).name)
+            conditions.append(events.c.entity_type == _spec(connection, type_name).name)
         if actor is not None:
             conditions.append(events.c.actor_id == resolve_user(connection, actor).entity_id)
         return _page(connection, conditions, since, until, after, limit)
@@ -222,7 +224,7 @@ def resolve_ref(connection: Connection, ref: str) -> EntityRef:
     if not _is_uuid(text):
         type_name, colon, rest = text.partition(":")
         if colon:
-            entity_type(type_name)  # an unknown type is a UsageError naming the known ones
+            _spec(connection, type_name)  # an unknown type: a UsageError naming the known
             key = rest
         else:
             type_name, key = "user", text  # a plain word is a username
@@ -238,6 +240,16 @@ def resolve_ref(connection: Connection, ref: str) -> EntityRef:
     return EntityRef(type_name, _find_by_name(connection, type_name, key))
 
 
+def _spec(connection: Connection, type_name: str) -> TypeSpec:
+    """A type of the vault's own schema; an unknown one is a UsageError naming the known."""
+    schema = vault_schema.history(connection).catalog.schema
+    found = schema.type(type_name)
+    if found is None:
+        raise UsageError(f"unknown entity type {type_name!r}; known types: "
+                         f"{', '.join(schema.type_names)}")
+    return found
+
+
 def resolve_user(connection: Connection, username: str) -> EntityRef:
     found = resolve_ref(connection, username)
     if found.entity_type != "user":
@@ -247,9 +259,10 @@ def resolve_user(connection: Connection, username: str) -> EntityRef:
 
 def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
     field = name_field(type_name)
-    if field is None or REGISTRY[type_name].field(field) is None:
+    spec = _spec(connection, type_name)
+    if not field or spec.field(field) is None:
         raise UsageError(f"a {type_name} has no name to find it by; give its UUID")
-    table = tables[type_name]
+    table = projection_for(vault_schema.history(connection).catalog)[type_name]
     live = connection.execute(
         select(table.c.uuid).where(table.c[field] == key).limit(2)
     ).scalars().all()
@@ -258,7 +271,7 @@ def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
     if live:
         return str(live[0])
     # System entities have deterministic UUIDs: one index probe before any scan.
-    if REGISTRY[type_name].natural_key == field:
+    if spec.natural_key == (field,):
         system_id = system_uuid(type_name, key)
         if _type_of(connection, system_id) == type_name:
             return system_id

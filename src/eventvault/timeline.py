@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from eventvault import store
 from eventvault.events import ACCESS_DENIED, CREATED, DELETED, Event, FieldValue
 from eventvault.registry import ENTITY_TYPES
+from eventvault.schemadoc import Schema, canonical
 from eventvault.tables import events
 
 # The readable name of each type: a field of its own or, for a type without one, the name of
@@ -39,6 +40,26 @@ _DEFAULTS: dict[str, dict[str, FieldValue]] = {
     t.name: {**{f.name: f.default for f in t.fields}, **{r.name: None for r in t.references}}
     for t in ENTITY_TYPES
 }
+
+
+_LEARNED: set[bytes] = set()
+
+
+def learn(schema: Schema) -> None:
+    """Know the types of a declared schema too (their references, name field, defaults).
+    The story's types keep their entries: a process may hold vaults of both."""
+    key = canonical(schema)
+    if key in _LEARNED:
+        return
+    for spec in schema.types:
+        if spec.name in REFERENCES:
+            continue
+        REFERENCES[spec.name] = frozenset(r.name for r in spec.references)
+        _NAME_FIELD[spec.name] = (spec.natural_key[0] if len(spec.natural_key) == 1
+                                  else spec.field_names[0] if spec.field_names else "")
+        _DEFAULTS[spec.name] = {**{f.name: f.default for f in spec.fields},
+                                **{r.name: None for r in spec.references}}
+    _LEARNED.add(key)
 
 
 def name_field(type_name: str) -> str | None:
