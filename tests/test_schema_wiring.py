@@ -311,3 +311,19 @@ def test_a_writer_role_writes_a_declared_schemas_types(
     writer_url = make_url(owner_url).set(username=role).render_as_string(hide_password=False)
     ok(cli("entity", "add", "author", "--set", "name=Tolkien", "--as", "admin", db=writer_url))
     ok(cli("verify", db=writer_url))
+
+
+def test_code_that_knows_more_types_gives_an_old_log_the_same_digest(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 0.1.0 packages fold to the digest 0.1.0 wrote, even when the shipped default
+    schema has moved on: a log without a schema event means the frozen dms v1."""
+    import eventvault.schemadoc as schemadoc
+    from eventvault.schemadoc import loads
+
+    fixtures = Path(__file__).parent / "fixtures" / "v0.1.0"
+    heads = json.loads((fixtures / "heads.json").read_text())
+    newer = loads(DMS_V2, "dms-v2.toml")
+    monkeypatch.setattr(schemadoc, "default_schema", lambda: newer)
+    checked = ok(cli("verify", str(fixtures / "full.evpkg")))
+    assert heads["vault"]["state_digest"] in checked.out
