@@ -262,6 +262,8 @@ def test_entity_commands_for_any_declared_type(
             (("entity", "add", "author", "--set", "name=Le Guin"), "exists already"),
             (("entity", "add", "author", "--set", "name=Y", "--set", "born=soon"), "born"),
             (("entity", "add", "shelf"), "unknown entity type"),
+            (("entity", "add", "book", "--set", "title=T", "--set", f"author=book:{book}"),
+             "must name a author"),
             (("entity", "delete", f"author:{'Le Guin'}"), "still referenced")):
         result = cli(*args, "--as", "admin", db=db_url)
         assert result.code != 0 and message in result.err and "Traceback" not in result.err

@@ -181,7 +181,10 @@ class Entities:
             elif value is None:
                 payload[name] = columns[reference.column] = None
             else:
-                _target, row = self.find(str(value), reference.target)
+                target, row = self.find(str(value), reference.target)
+                if target.name != reference.target:
+                    raise ValidationError(f"{spec.name} {name} must name a {reference.target}, "
+                                          f"not a {target.name} ({value})")
                 payload[name], columns[reference.column] = row["uuid"], row["id"]
         return payload, columns
 
