@@ -86,7 +86,8 @@ def reflect(engine: Engine, exclude: Iterable[str] = (), name: str = "applicatio
         else:
             taken.append(table)
     names = {"user"}
-    type_names = {t.name: identifier(t.name, names) for t in taken}
+    type_names = {t.name: identifier("app_user" if t.name.lower() == "user" else t.name, names)
+                  for t in taken}
     tables: dict[str, AppTable] = {}
     for table in taken:
         spec, decision = _table(table, type_names, inspector, problems)
