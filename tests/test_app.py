@@ -212,10 +212,13 @@ def declare(metadata: MetaData) -> None:
           Column("i", Integer), Column("big", BigInteger), Column("flag", Boolean),
           Column("ratio", Float), Column("amount", Numeric(14, 4)), Column("day", Date),
           Column("moment", DateTime(timezone=True)), Column("naive", DateTime),
-          Column("doc", JSON), Column("blob", LargeBinary), Column("ident", Uuid),
+          Column("doc", JSON(none_as_null=True)), Column("blob", LargeBinary),
+          Column("ident", Uuid),
           Column("note", Text), Column("category_id", ForeignKey("category.id")))
 
 
+EMPTY = dict.fromkeys(["i", "big", "flag", "ratio", "amount", "day", "moment", "naive", "doc",
+                       "blob", "ident", "note", "category_id"])
 MOMENT = datetime(2026, 3, 1, 9, 30, 0, 123457, tzinfo=UTC)
 
 
@@ -246,9 +249,9 @@ def fill(engine) -> None:
              "doc": {"b": [1, 2.5, None], "a": "ü"}, "blob": b"\x00\xff\x10",
              "ident": uuid.UUID("12345678-1234-5678-1234-567812345678"), "note": "line\n✓",
              "category_id": 6},
-            dict.fromkeys(["i", "big", "flag", "ratio", "amount", "day", "moment", "naive",
-                           "doc", "blob", "ident", "note", "category_id"], None) | {"id": 101},
-        ])  # every column NULL
+            EMPTY | {"id": 101},  # every column NULL
+            EMPTY | {"id": 102, "doc": JSON.NULL, "note": ""},  # JSON's null, not SQL's NULL
+        ])
 
 
 def raw(engine) -> dict:
@@ -272,6 +275,8 @@ def raw(engine) -> dict:
             "sample": sorted(
                 (([(k, v) for k, v in r.items() if k not in ("id", "category_id")],
                   names.get(r["category_id"])) for r in rows("sample")), key=repr),
+            "json_null": c.execute(select(func.count()).where(
+                metadata.tables["sample"].c.doc.is_(None))).scalar(),
         }
 
 

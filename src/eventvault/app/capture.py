@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import MetaData, Table, select, type_coerce
+from sqlalchemy import MetaData, Table, select
 from sqlalchemy.engine import Connection, Engine
 
-from eventvault.app.columns import reading_type, to_stored
+from eventvault.app.columns import read_expression, to_stored
 from eventvault.app.connect import reading
 from eventvault.app.identity import IdentityMap, natural_uuid
 from eventvault.app.mapping import AppMapping, AppTable
@@ -79,9 +79,7 @@ def read_state(connection: Connection, mapping: AppMapping, identity: IdentityMa
         table = tables[spec.type]
         dialect = connection.dialect.name
         columns = ([table.c[spec.pk]]
-                   + [type_coerce(table.c[f.column], reading_type(table.c[f.column], f.kind,
-                                                                  dialect))
-                      for f in spec.fields]
+                   + [read_expression(table.c[f.column], f.kind, dialect) for f in spec.fields]
                    + [table.c[r.column] for r in spec.references])
         rows = connection.execute(select(*columns)).all()
         plain = len(spec.fields) + 1

@@ -8,10 +8,12 @@ convention with USE_TZ; it is stored as that instant and written back without a 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import cast, type_coerce
 from sqlalchemy import types as sqltypes
 from sqlalchemy.sql.schema import Column
 
@@ -62,6 +64,8 @@ def to_stored(kind: str, value: Any) -> kinds.Stored | None:
         value = value.tobytes()
     elif kind == "decimal" and isinstance(value, float):
         value = Decimal(repr(value))  # a raw SQLite number (see `reading_type`)
+    elif kind == "json" and isinstance(value, str):
+        value = json.loads(value)  # read as text (`read_expression`): JSON null is not NULL
     return kinds.encode(kind, value)
 
 
@@ -71,7 +75,17 @@ def reading_type(column: Column[Any], kind: str, dialect: str) -> Any:
     instead, which gives 12.5 for 12.50: SQLite itself does not keep the scale."""
     if kind == "decimal" and dialect == "sqlite" and getattr(column.type, "scale", 0) is None:
         return sqltypes.NullType()
+    if kind == "json":
+        # Read as text: SQLAlchemy's JSON type gives None for SQL NULL and for JSON null alike
+        return sqltypes.Text()
     return column.type
+
+
+def read_expression(column: Column[Any], kind: str, dialect: str) -> Any:
+    """What to select for `column`: itself, or itself as text (JSON, see `reading_type`)."""
+    if kind == "json":
+        return cast(column, sqltypes.Text())
+    return type_coerce(column, reading_type(column, kind, dialect))
 
 
 def expected_in(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> Any:
