@@ -89,7 +89,8 @@ def diff(previous: State, current: State, mapping: AppMapping) -> list[Change]:
             later = {}  # targets created in this batch but not yet (self-references too)
             for reference in spec.references:
                 target = values.get(reference.name)
-                if target is not None and (reference.target, target) in new - placed:
+                key = (reference.target, target)
+                if target is not None and key in new and key not in placed:
                     later[reference.name] = target
             created.append(Change("created", spec.type, entity,
                                   {**values, **dict.fromkeys(later)}))
