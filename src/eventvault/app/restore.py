@@ -75,6 +75,7 @@ class _Writer:
         self.keys: dict[str, dict[str, Any]] = {}  # type -> entity -> target primary key
         self.written: set[tuple[str, str]] = set()
         self.deferred: list[tuple[AppTable, AppReference, Any, Any, str]] = []
+        self.plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, Any, Any, Any]]] = {}
 
     def allocate(self, spec: AppTable, entities: list[str]) -> None:
         """Target keys for the rows to insert: above the target's highest, so that no key the
@@ -103,26 +104,31 @@ class _Writer:
     def row(self, spec: AppTable, entity: str, names: Sequence[str]) -> dict[str, Any]:
         """Column values of `names` for the target; references to rows not written yet that
         may be empty are set later."""
-        table = self.tables[spec.type]
         values = self.state[spec.type][entity]
         row: dict[str, Any] = {}
-        for name in names:
-            item = spec.field(name)
+        for name, item, reference, column in self.plan(spec, names):
+            value = values.get(name)
             if item is not None:
-                row[item.column] = to_column(item.kind, values.get(name), table.c[item.column])
-                continue
-            reference = spec.reference(name)
-            assert reference is not None
-            target = values.get(name)
-            if target is None:
+                row[item.column] = to_column(item.kind, value, column)
+            elif value is None:
                 row[reference.column] = None
-            elif (reference.target, target) not in self.written and reference.nullable:
+            elif (reference.target, value) not in self.written and reference.nullable:
                 row[reference.column] = None
                 self.deferred.append((spec, reference, self.keys[spec.type][entity],
-                                      self.target_value(reference, target), entity))
+                                      self.target_value(reference, value), entity))
             else:
-                row[reference.column] = self.target_value(reference, target)
+                row[reference.column] = self.target_value(reference, value)
         return row
+
+    def plan(self, spec: AppTable, names: Sequence[str]) -> list[tuple[str, Any, Any, Any]]:
+        """(name, field or None, reference or None, target column) for each name, looked up
+        once per batch rather than once per row."""
+        key = (spec.type, tuple(names))
+        if key not in self.plans:
+            table = self.tables[spec.type]
+            self.plans[key] = [
+                (n, spec.field(n), spec.reference(n), table.c[spec.column_of(n)]) for n in names]
+        return self.plans[key]
 
     def execute(self, spec: AppTable, statement: Any, rows: list[dict[str, Any]],
                 entities: list[str]) -> None:
@@ -259,8 +265,9 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
             report.kept_extra[spec.type] = len(extras[spec.type])
         for spec in mapping.tables:
             new, changes = plan[spec.type]
+            inserting = set(new)
             writer.written.update((spec.type, e) for e in writer.keys[spec.type]
-                                  if e not in new)
+                                  if e not in inserting)
             writer.insert(spec, new)
             writer.update(spec, changes)
         writer.set_deferred()
