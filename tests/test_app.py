@@ -50,8 +50,9 @@ from eventvault.app import (
     reflect,
     restore,
 )
+from eventvault.app.evolution import reattach
 from eventvault.app.state import from_lines, to_lines
-from eventvault.errors import IntegrityError, ValidationError
+from eventvault.errors import IntegrityError, SchemaError, ValidationError
 
 
 def through_the_vault(state: dict) -> dict:
@@ -353,6 +354,37 @@ def test_every_column_type_cycles_and_composite_keys_round_trip(make_db, engine_
         top = c.execute(select(func.max(category.c.id))).scalar()
         new = c.execute(insert(category).values(name="new").returning(category.c.id)).scalar()
     assert new > top
+
+
+def test_reattaching_after_a_migration_is_an_evolution(make_db) -> None:
+    engine = create_engine(make_db("sqlite"))
+    fill(engine)
+    schema, mapping = reflect(engine)
+    identity = IdentityMap()
+    _, state = capture(engine, mapping, {}, identity)
+    with engine.begin() as c:  # the application migrates
+        c.execute(text("ALTER TABLE person ADD COLUMN phone VARCHAR(20) NOT NULL DEFAULT ''"))
+        c.execute(text("ALTER TABLE region DROP COLUMN label"))
+        c.execute(text("CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"))
+        c.execute(text("CREATE UNIQUE INDEX badge_owner ON badge (owner_email)"))
+    new_schema, new_mapping, change = reattach(schema, *reflect(engine))
+    assert new_schema.version == 2 and change.added_types == ("team",)
+    assert ("person", "phone") in change.added_fields
+    assert new_schema.type("person").field("phone").required is False
+    assert new_schema.type("region").field("label").required is False  # kept, for the log
+    assert new_mapping.table("region").field("label") is None  # no longer captured
+    assert reflect(engine)[1].table("badge").natural_key == ("owner_email",)
+    assert new_mapping.table("badge").natural_key == ()  # the key that names its entities
+    changes, _ = capture(engine, new_mapping, state, identity)
+    assert {(c.action, c.type, tuple(c.fields)) for c in changes} == {
+        ("updated", "person", ("phone",))}
+
+    with engine.begin() as c:  # a change no evolution carries: a kind changes
+        c.execute(text("ALTER TABLE badge DROP COLUMN version"))
+        c.execute(text("ALTER TABLE badge ADD COLUMN version TEXT"))
+    with pytest.raises(SchemaError, match="type 'badge' field 'version_': kind changes from "
+                                          "int to str"):
+        reattach(new_schema, *reflect(engine))
 
 
 def test_identity_is_stable_and_persistable() -> None:
