@@ -7,10 +7,14 @@ until `app attach/capture/restore` are wired into the vault's log.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from dms_project import production, reinit, show
@@ -43,6 +47,7 @@ from sqlalchemy import (
 
 from eventvault.app import (
     IdentityMap,
+    app_engine,
     apply,
     capture,
     digest,
@@ -52,7 +57,14 @@ from eventvault.app import (
 )
 from eventvault.app.evolution import reattach
 from eventvault.app.state import from_lines, to_lines
-from eventvault.errors import IntegrityError, SchemaError, ValidationError
+from eventvault.errors import (
+    IntegrityError,
+    SchemaError,
+    StoreUnavailableError,
+    ValidationError,
+)
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "app.py"
 
 
 def through_the_vault(state: dict) -> dict:
@@ -385,6 +397,26 @@ def test_reattaching_after_a_migration_is_an_evolution(make_db) -> None:
     with pytest.raises(SchemaError, match="type 'badge' field 'version_': kind changes from "
                                           "int to str"):
         reattach(new_schema, *reflect(engine))
+
+
+def test_an_application_database_that_cannot_be_opened_is_one_line(tmp_path) -> None:
+    with pytest.raises(StoreUnavailableError) as caught:
+        app_engine("postgresql+psycopg://postgres:secret@127.0.0.1:1/none")
+    assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
+    assert str(caught.value).startswith("cannot open the application database "
+                                        "postgresql+psycopg://postgres:***@127.0.0.1:1/none: ")
+
+
+def test_the_app_benchmark_runs(tmp_path) -> None:
+    """bench/app.py at a tiny size (no timing is judged): it must keep working."""
+    output = tmp_path / "app.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--objects", "300", "--workdir",
+                           str(tmp_path / "work"), "--output", str(output)],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(output.read_text())
+    assert results["objects"] == 353 and json.loads(results["restore"]["stdout"])[
+        "inserted"] == 300
 
 
 def test_identity_is_stable_and_persistable() -> None:

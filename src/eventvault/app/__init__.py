@@ -5,13 +5,14 @@ and restore a state into a re-migrated database with every reference remapped (`
 
 Modules: `mapping` (tables <-> types), `columns` (column types <-> kinds), `reflect`,
 `identity`, `connect` (consistent read, one write transaction), `capture`, `state` (state,
-digest, changes), `restore`.
+digest, changes), `restore`, `evolution` (re-attaching after the application migrated).
 """
 
 from __future__ import annotations
 
 from eventvault.app.capture import capture, read_state
 from eventvault.app.connect import app_engine
+from eventvault.app.evolution import reattach
 from eventvault.app.identity import IdentityMap, natural_uuid
 from eventvault.app.mapping import AppField, AppMapping, AppReference, AppTable
 from eventvault.app.reflect import reflect
@@ -35,6 +36,7 @@ __all__ = [
     "digest",
     "natural_uuid",
     "read_state",
+    "reattach",
     "reflect",
     "restore",
 ]
