@@ -1,0 +1,151 @@
+"""Read an application's database into a state, and the changes since the last capture.
+
+One consistent read (connect.reading): every table as of one moment. Rows are named by UUID
+(identity.py) in dependency order, so a natural key holding a reference can use the referenced
+row's UUID; then every foreign key value is replaced by the UUID of the row it points at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import MetaData, Table, select
+from sqlalchemy.engine import Connection, Engine
+
+from eventvault.app.columns import read_expression, to_stored
+from eventvault.app.connect import reading
+from eventvault.app.identity import IdentityMap, natural_uuid
+from eventvault.app.mapping import AppMapping, AppTable
+from eventvault.app.state import Change, State, diff
+from eventvault.errors import IntegrityError, ValidationError
+from eventvault.schemadoc.kinds import KindError
+
+
+def app_tables(connection: Connection, mapping: AppMapping) -> dict[str, Table]:
+    """The reflected application tables of `mapping`, by type; a missing table or column is
+    refused by name (the application's schema is not the one attached)."""
+    names = [t.table for t in mapping.tables]
+    metadata = MetaData()
+    present = set(connection.dialect.get_table_names(connection))
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise ValidationError(f"the application database has no table {', '.join(missing)}; "
+                              "is it the attached application, migrated?")
+    metadata.reflect(connection, only=names)
+    tables = {}
+    for spec in mapping.tables:
+        table = metadata.tables[spec.table]
+        columns = [spec.pk] + [f.column for f in spec.fields] + [r.column for r in spec.references]
+        absent = [c for c in columns if c not in table.c]
+        if absent:
+            raise ValidationError(f"table {spec.table} has no column {', '.join(absent)}; "
+                                  "is it the attached application, migrated?")
+        tables[spec.type] = table
+    return tables
+
+
+def referenced_columns(mapping: AppMapping) -> dict[str, set[str]]:
+    """For each type, the columns other tables' foreign keys point at (usually its key)."""
+    found: dict[str, set[str]] = {t.type: set() for t in mapping.tables}
+    for spec in mapping.tables:
+        for reference in spec.references:
+            found[reference.target].add(reference.target_column)
+    return found
+
+
+def _row_fields(spec: AppTable, row: Sequence[Any], offset: int) -> dict[str, Any]:
+    values = {}
+    for index, item in enumerate(spec.fields, offset):
+        try:
+            values[item.name] = to_stored(item.kind, row[index])
+        except KindError as error:
+            raise ValidationError(f"table {spec.table} row {row[0]!r} column {item.column}: "
+                                  f"{error}") from None
+    return values
+
+
+def read_state(connection: Connection, mapping: AppMapping, identity: IdentityMap,
+               tables: dict[str, Table] | None = None) -> tuple[State, dict[str, dict[Any, str]]]:
+    """The state of the application as `connection` sees it, and for each type its rows'
+    primary key -> UUID. `identity` gains the rows first seen and forgets the rows gone."""
+    tables = tables or app_tables(connection, mapping)
+    targets = referenced_columns(mapping)
+    # (type, column) -> column value -> UUID, for turning foreign keys into UUIDs
+    index: dict[tuple[str, str], dict[Any, str]] = {}
+    keys: dict[str, dict[Any, str]] = {}
+    pending: list[tuple[AppTable, list[Sequence[Any]], list[str]]] = []
+    for spec in mapping.tables:
+        table = tables[spec.type]
+        dialect = connection.dialect.name
+        columns = ([table.c[spec.pk]]
+                   + [read_expression(table.c[f.column], f.kind, dialect) for f in spec.fields]
+                   + [table.c[r.column] for r in spec.references])
+        rows = connection.execute(select(*columns)).all()
+        plain = len(spec.fields) + 1
+        entities: list[str] = []
+        for row in rows:
+            if spec.natural_key:
+                entities.append(natural_uuid(spec.type, _key_values(spec, row, plain, index)))
+            else:
+                entities.append(identity.assign(spec.table, row[0]))
+        if not spec.natural_key:
+            identity.retain(spec.table, {row[0] for row in rows})
+        keys[spec.type] = {row[0]: entity for row, entity in zip(rows, entities, strict=True)}
+        for column in targets[spec.type]:
+            position = 0 if column == spec.pk else 1 + [f.column for f in spec.fields].index(
+                column)
+            index[(spec.type, column)] = {row[position]: entity
+                                          for row, entity in zip(rows, entities, strict=True)}
+        pending.append((spec, rows, entities))
+    state: State = {}
+    for spec, rows, entities in pending:
+        plain = len(spec.fields) + 1
+        found: dict[str, dict[str, Any]] = {}
+        for row, entity in zip(rows, entities, strict=True):
+            values = _row_fields(spec, row, 1)
+            for offset, reference in enumerate(spec.references, plain):
+                values[reference.name] = _reference(spec, row, offset, reference, index)
+            if entity in found:
+                raise IntegrityError(f"table {spec.table}: rows {row[0]!r} and another share "
+                                     f"natural key entity {entity}")
+            found[entity] = values
+        state[spec.type] = found
+    return state, keys
+
+
+def _reference(spec: AppTable, row: Sequence[Any], offset: int, reference: Any,
+               index: dict[tuple[str, str], dict[Any, str]]) -> str | None:
+    value = row[offset]
+    if value is None:
+        return None
+    target = index[(reference.target, reference.target_column)].get(value)
+    if target is None:
+        raise IntegrityError(f"table {spec.table} row {row[0]!r}: {reference.column} = "
+                             f"{value!r} points at no row of {reference.target}")
+    return target
+
+
+def _key_values(spec: AppTable, row: Sequence[Any], plain: int,
+                index: dict[tuple[str, str], dict[Any, str]]) -> list[Any]:
+    values = []
+    for name in spec.natural_key:
+        item = spec.field(name)
+        if item is not None:
+            position = 1 + spec.fields.index(item)
+            values.append(to_stored(item.kind, row[position]))
+        else:
+            reference = spec.reference(name)
+            assert reference is not None
+            offset = plain + spec.references.index(reference)
+            values.append(_reference(spec, row, offset, reference, index))
+    return values
+
+
+def capture(engine: Engine, mapping: AppMapping, previous: State,
+            identity: IdentityMap) -> tuple[list[Change], State]:
+    """The changes from `previous` to the application's state now, and that state. Nothing
+    changed: no changes. `identity` is updated in place (the caller persists it)."""
+    with reading(engine) as connection:
+        current, _ = read_state(connection, mapping, identity)
+    return diff(previous, current, mapping), current

@@ -1,0 +1,54 @@
+"""Re-attaching after the application migrated: the reflected schema made an evolution that
+schemadoc accepts (docs/SCHEMA.md, "Evolution"), or refused with its reasons.
+
+An application's migration may do what a vault's schema may not: add a NOT NULL column, drop
+one, tighten NULL to NOT NULL, add a unique constraint. The vault keeps its log valid:
+- a column added to an existing table is an optional field (entities captured before it have
+  no value until the next capture gives them the application's);
+- a dropped column stays in the schema as an optional field (the log keeps its values; later
+  captures no longer set it);
+- a column that became NOT NULL stays optional in the vault;
+- the natural key stays the one attached first (it names the entities: another key would
+  rename them all);
+- a dropped table is a removed type, which the caller allows only without live entities;
+- a changed kind or a reference retargeted is refused, as schemadoc refuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from eventvault.app.mapping import AppMapping
+from eventvault.schemadoc import Change, Schema, evolve, from_document, to_plain
+
+
+def reattach(previous: Schema, schema: Schema, mapping: AppMapping
+             ) -> tuple[Schema, AppMapping, Change]:
+    """The schema to apply after `previous` (version + 1), the mapping that goes with it, and
+    the change. `schema` and `mapping` come from `reflect` of the migrated application.
+    Raises SchemaError (every reason) if no evolution can carry the vault there."""
+    types = []
+    natural_keys: dict[str, tuple[str, ...]] = {}
+    for spec in schema.types:
+        old = previous.type(spec.name)
+        if spec.name == "user" or old is None:
+            types.append(old if spec.name == "user" and old is not None else spec)
+            continue
+        fields = [item if (was := old.field(item.name)) is not None and was.required
+                  else replace(item, required=False) for item in spec.fields]
+        fields += [replace(item, required=False) for item in old.fields
+                   if spec.field(item.name) is None and spec.reference(item.name) is None]
+        references = [item if (was := old.reference(item.name)) is not None and was.required
+                      else replace(item, required=False) for item in spec.references]
+        references += [replace(item, required=False) for item in old.references
+                       if spec.reference(item.name) is None and spec.field(item.name) is None
+                       and schema.type(item.target) is not None]
+        natural_keys[spec.name] = old.natural_key
+        types.append(replace(spec, fields=tuple(fields), references=tuple(references),
+                             natural_key=old.natural_key))
+    document = to_plain(Schema(previous.name, previous.version + 1, tuple(types)))
+    new = from_document(document, "application", stored=True)
+    change = evolve(previous, new)
+    tables = tuple(replace(t, natural_key=natural_keys.get(t.type, t.natural_key))
+                   for t in mapping.tables)
+    return new, AppMapping(tables, mapping.decisions), change

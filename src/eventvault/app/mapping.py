@@ -1,0 +1,93 @@
+"""How an application's tables correspond to a vault's entity types, column by column.
+
+`app attach` derives it (reflect.py) and the vault keeps it beside the schema (`to_dict`,
+`from_dict`: plain JSON-able data); capture and restore read and write the application's
+tables through it. Names on the vault's side are schemadoc identifiers; the application's own
+table and column names are kept exactly as the database spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AppField:
+    """A plain column: field `name` of kind `kind` holds column `column`."""
+
+    name: str
+    column: str
+    kind: str
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppReference:
+    """A foreign key: reference `name` (column `column`) points at `target_column` of the
+    table of type `target` (usually its primary key)."""
+
+    name: str
+    column: str
+    target: str
+    target_column: str
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppTable:
+    """One entity type. `surrogate`: the primary key is an integer the application assigns,
+    replaced by a UUID in the vault and never stored; otherwise the primary key column is an
+    ordinary field (and the natural key)."""
+
+    type: str
+    table: str
+    pk: str
+    surrogate: bool
+    fields: tuple[AppField, ...]
+    references: tuple[AppReference, ...]
+    natural_key: tuple[str, ...] = ()  # field and reference names
+
+    def field(self, name: str) -> AppField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def reference(self, name: str) -> AppReference | None:
+        return next((r for r in self.references if r.name == name), None)
+
+    def column_of(self, name: str) -> str:
+        item = self.field(name) or self.reference(name)
+        if item is None:
+            raise KeyError(name)
+        return item.column
+
+
+@dataclass(frozen=True, slots=True)
+class AppMapping:
+    """Every table taken, in dependency order (schemadoc's order of the derived schema)."""
+
+    tables: tuple[AppTable, ...]
+    decisions: tuple[dict[str, Any], ...] = field(default=())
+
+    def table(self, type_name: str) -> AppTable:
+        found = next((t for t in self.tables if t.type == type_name), None)
+        if found is None:
+            raise KeyError(type_name)
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tables": [
+            {"type": t.type, "table": t.table, "pk": t.pk, "surrogate": t.surrogate,
+             "natural_key": list(t.natural_key),
+             "fields": [[f.name, f.column, f.kind, f.nullable] for f in t.fields],
+             "references": [[r.name, r.column, r.target, r.target_column, r.nullable]
+                            for r in t.references]}
+            for t in self.tables], "decisions": list(self.decisions)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppMapping:
+        return cls(tuple(
+            AppTable(t["type"], t["table"], t["pk"], t["surrogate"],
+                     tuple(AppField(*f) for f in t["fields"]),
+                     tuple(AppReference(*r) for r in t["references"]),
+                     tuple(t["natural_key"]))
+            for t in data["tables"]), tuple(data.get("decisions", ())))

@@ -1,0 +1,317 @@
+"""Write a vault's state of an application into a database that has the application's schema.
+
+The target is typically freshly migrated and initialised by the application itself. In one
+transaction: rows whose natural key the target already has are updated to the backed-up
+values; every other row is inserted with a new primary key of the target's (above its
+highest), types in dependency order; a reference to a row not written yet is set afterwards
+when it may be empty (cycles, self-references); every foreign key is the target's key of the
+row the reference's UUID names; sequences are moved past the new keys. Then the target is read
+back in the same transaction and its counts and key-independent digest compared with the
+state: any difference, dangling reference or constraint violation rolls everything back with
+one line naming the table, the row's UUID and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import JSON
+
+from eventvault.app.capture import app_tables, read_state
+from eventvault.app.columns import expected_in, to_column
+from eventvault.app.connect import writing
+from eventvault.app.identity import IdentityMap
+from eventvault.app.mapping import AppMapping, AppReference, AppTable
+from eventvault.app.state import State, counts, digest, first_difference
+from eventvault.errors import IntegrityError, ValidationError
+
+_SHOWN = 5  # extra rows named in a refusal
+
+
+@dataclass
+class RestoreReport:
+    """What a restore did (or, with dry_run, would do), per type."""
+
+    inserted: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    kept_extra: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    digest: str = ""
+    dry_run: bool = False
+    identity: IdentityMap = field(default_factory=IdentityMap)
+
+
+def check_references(state: State, mapping: AppMapping) -> None:
+    """Refuse a state with a reference to an entity it does not hold, or an unknown type."""
+    unknown = sorted(set(state) - {t.type for t in mapping.tables})
+    if unknown:
+        raise ValidationError(f"the state holds types the application has not: "
+                              f"{', '.join(unknown)}")
+    for spec in mapping.tables:
+        for entity, values in state.get(spec.type, {}).items():
+            for reference in spec.references:
+                target = values.get(reference.name)
+                if target is not None and target not in state.get(reference.target, {}):
+                    raise IntegrityError(
+                        f"table {spec.table} row {entity}: reference {reference.name} points at "
+                        f"{target}, which the backup does not hold ({reference.target})")
+
+
+class _Writer:
+    """One restore in progress on one connection."""
+
+    def __init__(self, connection: Connection, mapping: AppMapping, state: State,
+                 tables: dict[str, Table]) -> None:
+        self.connection = connection
+        self.mapping = mapping
+        self.state = state
+        self.tables = tables
+        self.keys: dict[str, dict[str, Any]] = {}  # type -> entity -> target primary key
+        self.written: set[tuple[str, str]] = set()
+        self.deferred: list[tuple[AppTable, AppReference, Any, Any, str]] = []
+        self.plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, Any, Any, Any]]] = {}
+
+    def allocate(self, spec: AppTable, entities: list[str]) -> None:
+        """Target keys for the rows to insert: above the target's highest, so that no key the
+        application handed out is reused."""
+        table = self.tables[spec.type]
+        if spec.surrogate:
+            highest = self.connection.execute(select(func.max(table.c[spec.pk]))).scalar()
+            start = (highest or 0) + 1
+            for offset, entity in enumerate(entities):
+                self.keys[spec.type][entity] = start + offset
+        else:
+            pk_field = next(f for f in spec.fields if f.column == spec.pk)
+            for entity in entities:
+                self.keys[spec.type][entity] = to_column(
+                    pk_field.kind, self.state[spec.type][entity][pk_field.name], table.c[spec.pk])
+
+    def target_value(self, reference: AppReference, entity: str) -> Any:
+        """The value the target's foreign key column holds for the entity `entity`."""
+        spec = self.mapping.table(reference.target)
+        if reference.target_column == spec.pk:
+            return self.keys[spec.type][entity]
+        item = next(f for f in spec.fields if f.column == reference.target_column)
+        return to_column(item.kind, self.state[spec.type][entity][item.name],
+                         self.tables[spec.type].c[reference.target_column])
+
+    def row(self, spec: AppTable, entity: str, names: Sequence[str]) -> dict[str, Any]:
+        """Column values of `names` for the target; references to rows not written yet that
+        may be empty are set later."""
+        values = self.state[spec.type][entity]
+        row: dict[str, Any] = {}
+        for name, item, reference, column in self.plan(spec, names):
+            value = values.get(name)
+            if item is not None:
+                row[item.column] = to_column(item.kind, value, column)
+            elif value is None:
+                row[reference.column] = None
+            elif (reference.target, value) not in self.written and reference.nullable:
+                row[reference.column] = None
+                self.deferred.append((spec, reference, self.keys[spec.type][entity],
+                                      self.target_value(reference, value), entity))
+            else:
+                row[reference.column] = self.target_value(reference, value)
+        return row
+
+    def plan(self, spec: AppTable, names: Sequence[str]) -> list[tuple[str, Any, Any, Any]]:
+        """(name, field or None, reference or None, target column) for each name, looked up
+        once per batch rather than once per row."""
+        key = (spec.type, tuple(names))
+        if key not in self.plans:
+            table = self.tables[spec.type]
+            self.plans[key] = [
+                (n, spec.field(n), spec.reference(n), table.c[spec.column_of(n)]) for n in names]
+        return self.plans[key]
+
+    def execute(self, spec: AppTable, statement: Any, rows: list[dict[str, Any]],
+                entities: list[str]) -> None:
+        """Run `statement` for `rows`; on a violation, find the row and name it."""
+        if not rows:
+            return
+        savepoint = self.connection.begin_nested()
+        try:
+            self.connection.execute(statement, rows)
+            savepoint.commit()
+            return
+        except DBAPIError:
+            savepoint.rollback()
+        for row, entity in zip(rows, entities, strict=True):
+            savepoint = self.connection.begin_nested()
+            try:
+                self.connection.execute(statement, [row])
+                savepoint.commit()
+            except DBAPIError as error:
+                savepoint.rollback()
+                raise IntegrityError(f"table {spec.table} row {entity}: {_reason(error)}"
+                                     ) from None
+        raise IntegrityError(f"table {spec.table}: the rows were refused together, "
+                             "though each is accepted alone")
+
+    def insert(self, spec: AppTable, entities: list[str]) -> None:
+        table = self.tables[spec.type]
+        names = [f.name for f in spec.fields] + [r.name for r in spec.references]
+        rows = []
+        for entity in entities:
+            row = self.row(spec, entity, names)
+            if spec.surrogate:
+                row[spec.pk] = self.keys[spec.type][entity]
+            rows.append(row)
+            self.written.add((spec.type, entity))
+        self.execute(spec, table.insert(), rows, entities)
+
+    def update(self, spec: AppTable, changes: dict[str, list[str]]) -> None:
+        """Matched rows: only the fields that differ, grouped by the set of fields."""
+        table = self.tables[spec.type]
+        for names_key, entities in changes.items():
+            names = names_key.split(",")
+            rows = []
+            for entity in entities:
+                row = {f"v_{c}": v for c, v in self.row(spec, entity, names).items()}
+                row["k_pk"] = self.keys[spec.type][entity]
+                rows.append(row)
+            columns = {spec.column_of(n): bindparam(f"v_{spec.column_of(n)}") for n in names}
+            statement = (table.update().where(table.c[spec.pk] == bindparam("k_pk"))
+                         .values(columns))
+            self.execute(spec, statement, rows, entities)
+
+    def set_deferred(self) -> None:
+        for spec, reference, key, value, entity in self.deferred:
+            table = self.tables[spec.type]
+            statement = (table.update().where(table.c[spec.pk] == bindparam("k_pk"))
+                         .values({reference.column: bindparam("v_ref")}))
+            self.execute(spec, statement, [{"k_pk": key, "v_ref": value}], [entity])
+
+    def move_sequences(self) -> None:
+        """PostgreSQL hands out keys from a sequence that explicit keys do not advance. SQLite
+        (AUTOINCREMENT's sqlite_sequence) and MariaDB move past explicit keys themselves."""
+        if self.connection.dialect.name != "postgresql":
+            return
+        for spec in self.mapping.tables:
+            if spec.surrogate and self.keys[spec.type]:
+                table = self.tables[spec.type]
+                sequence = self.connection.execute(
+                    select(func.pg_get_serial_sequence(table.name, spec.pk))).scalar()
+                if sequence is not None:
+                    highest = self.connection.execute(
+                        select(func.max(table.c[spec.pk]))).scalar()
+                    self.connection.execute(select(func.setval(sequence, highest)))
+
+
+def _reason(error: DBAPIError) -> str:
+    text = str(error.orig).strip().splitlines()
+    return text[0] if text else type(error.orig).__name__
+
+
+def _extras_line(spec: AppTable, entities: list[str], found: State) -> str:
+    shown = []
+    for entity in entities[:_SHOWN]:
+        values = found[spec.type][entity]
+        key = ", ".join(f"{n}={values[n]!r}" for n in spec.natural_key) or entity
+        shown.append(key)
+    more = f" and {len(entities) - _SHOWN} more" if len(entities) > _SHOWN else ""
+    return f"{spec.table} ({'; '.join(shown)}{more})"
+
+
+def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bool = False,
+            dry_run: bool = False) -> RestoreReport:
+    """Restore `state` into the application database at `engine`; see the module's doc.
+    Returns what was done and the new identity map: (table, target key) -> UUID for the rows
+    without a natural key, so that the next capture of the target records nothing."""
+    check_references(state, mapping)
+    report = RestoreReport(dry_run=dry_run)
+    with writing(engine) as connection:
+        tables = app_tables(connection, mapping)
+        for spec in mapping.tables:
+            if any(isinstance(tables[spec.type].c[f.column].type, JSON)
+                   for f in spec.fields if f.kind == "json"):
+                for item in spec.fields:  # None is SQL NULL; the JSON null is JSON.NULL
+                    if isinstance(tables[spec.type].c[item.column].type, JSON):
+                        tables[spec.type].c[item.column].type.none_as_null = True
+        before, target_keys = read_state(connection, mapping, IdentityMap(), tables)
+        extras = {spec.type: sorted(set(before[spec.type]) - set(state.get(spec.type, {})))
+                  for spec in mapping.tables}
+        refused = [_extras_line(spec, extras[spec.type], before)
+                   for spec in mapping.tables if extras[spec.type]]
+        if refused and not keep_extra:
+            raise ValidationError("the target has rows the backup does not: "
+                                  f"{'; '.join(refused)}; restore into a database the "
+                                  "application only initialised, or pass keep_extra "
+                                  "(--keep-extra) to keep them")
+        writer = _Writer(connection, mapping, state, tables)
+        plan: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+        for spec in mapping.tables:
+            wanted = state.get(spec.type, {})
+            writer.keys[spec.type] = {e: k for k, e in target_keys[spec.type].items()
+                                      if e in wanted}
+            new = sorted(set(wanted) - set(before[spec.type]))
+            writer.allocate(spec, new)
+            changes: dict[str, list[str]] = {}
+            for entity in sorted(set(wanted) & set(before[spec.type])):
+                differ = [n for n, v in wanted[entity].items()
+                          if before[spec.type][entity].get(n) != v]
+                if differ:
+                    changes.setdefault(",".join(differ), []).append(entity)
+            plan[spec.type] = (new, changes)
+            report.inserted[spec.type] = len(new)
+            report.updated[spec.type] = sum(len(e) for e in changes.values())
+            report.unchanged[spec.type] = (len(wanted) - len(new) - report.updated[spec.type])
+            report.kept_extra[spec.type] = len(extras[spec.type])
+        for spec in mapping.tables:
+            new, changes = plan[spec.type]
+            inserting = set(new)
+            writer.written.update((spec.type, e) for e in writer.keys[spec.type]
+                                  if e not in inserting)
+            writer.insert(spec, new)
+            writer.update(spec, changes)
+        writer.set_deferred()
+        writer.move_sequences()
+        for spec in mapping.tables:
+            if not spec.natural_key:
+                for entity, key in writer.keys[spec.type].items():
+                    report.identity.bind(spec.table, key, entity)
+        _verify(connection, mapping, state, tables, report, extras)
+        if dry_run:
+            connection.rollback()
+        else:
+            try:
+                connection.commit()
+            except DBAPIError as error:
+                raise IntegrityError(f"the target refused the restore at commit: "
+                                     f"{_reason(error)}") from None
+    return report
+
+
+def _verify(connection: Connection, mapping: AppMapping, state: State,
+            tables: dict[str, Table], report: RestoreReport, extras: dict[str, list[str]]
+            ) -> None:
+    """Read the target back and compare it with the state: counts, then the digest."""
+    identity = IdentityMap(report.identity.entries())
+    after, _ = read_state(connection, mapping, identity, tables)
+    expected: State = {}
+    for spec in mapping.tables:
+        columns = {f.name: (f.kind, tables[spec.type].c[f.column]) for f in spec.fields}
+        expected[spec.type] = {
+            entity: {n: expected_in(columns[n][0], v, columns[n][1]) if n in columns else v
+                     for n, v in values.items()}
+            for entity, values in state.get(spec.type, {}).items()}
+        for entity in extras[spec.type]:
+            after[spec.type].pop(entity, None)
+    report.counts = counts(after)
+    for spec in mapping.tables:
+        if report.counts[spec.type] != len(expected[spec.type]):
+            raise IntegrityError(f"table {spec.table}: {report.counts[spec.type]} rows after the "
+                                 f"restore, the backup has {len(expected[spec.type])}; "
+                                 "nothing was restored")
+    report.digest = digest(after, mapping)
+    if report.digest != digest(expected, mapping):
+        difference = first_difference(expected, after)
+        raise IntegrityError(f"table {difference}; nothing was restored" if difference else
+                             "the target's digest differs from the backup's; nothing was "
+                             "restored")

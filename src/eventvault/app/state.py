@@ -1,0 +1,142 @@
+"""An application's state as the vault holds it, and the changes between two states.
+
+A state maps type -> entity UUID -> field name -> stored value (references as the target's
+UUID, None for NULL). Its digest is independent of the application's keys, so a source and a
+restored target with different primary keys have equal digests when their content is equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from eventvault.app.mapping import AppMapping
+from eventvault.schemadoc.kinds import Stored
+
+Fields = dict[str, Stored | None]
+State = dict[str, dict[str, Fields]]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event to append: `action` is created, updated or deleted. An update holds only the
+    fields that changed; a deletion none."""
+
+    action: str
+    type: str
+    entity: str
+    fields: Fields = field(default_factory=dict)
+
+
+def counts(state: State) -> dict[str, int]:
+    return {type_name: len(entities) for type_name, entities in state.items()}
+
+
+def digest(state: State, mapping: AppMapping) -> str:
+    """SHA-256 over every entity, in type order then UUID order, values in field order."""
+    hasher = hashlib.sha256()
+    for spec in mapping.tables:
+        names = [f.name for f in spec.fields] + [r.name for r in spec.references]
+        entities = state.get(spec.type, {})
+        for entity in sorted(entities):
+            values = entities[entity]
+            hasher.update(msgpack.packb([spec.type, entity, [values.get(n) for n in names]],
+                                        use_bin_type=True))
+    return hasher.hexdigest()
+
+
+def first_difference(expected: State, found: State) -> str | None:
+    """A line naming the first entity that differs, or None."""
+    for type_name in sorted(set(expected) | set(found)):
+        left, right = expected.get(type_name, {}), found.get(type_name, {})
+        for entity in sorted(set(left) | set(right)):
+            if entity not in right:
+                return f"{type_name} {entity}: missing from the target"
+            if entity not in left:
+                return f"{type_name} {entity}: in the target, not in the backup"
+            if left[entity] != right[entity]:
+                name = next(n for n in sorted(set(left[entity]) | set(right[entity]))
+                            if left[entity].get(n) != right[entity].get(n))
+                return (f"{type_name} {entity}: field {name} is "
+                        f"{right[entity].get(name)!r}, the backup has {left[entity].get(name)!r}")
+    return None
+
+
+def diff(previous: State, current: State, mapping: AppMapping) -> list[Change]:
+    """The events that take `previous` to `current`: creations in dependency order (a
+    reference to an entity created later in the same batch is set by an update after it),
+    then updates, then deletions in reverse dependency order (referrers go first)."""
+    created: list[Change] = []
+    updates: list[Change] = []
+    deleted: list[Change] = []
+    new = {(t, e) for t, entities in current.items() for e in entities
+           if e not in previous.get(t, {})}
+    placed: set[tuple[str, str]] = set()
+    for spec in mapping.tables:
+        old, now = previous.get(spec.type, {}), current.get(spec.type, {})
+        for entity in sorted(now):
+            values = now[entity]
+            if entity in old:
+                changed = {n: v for n, v in values.items() if old[entity].get(n) != v}
+                if changed:
+                    updates.append(Change("updated", spec.type, entity, changed))
+                continue
+            later = {}  # targets created in this batch but not yet (self-references too)
+            for reference in spec.references:
+                target = values.get(reference.name)
+                key = (reference.target, target)
+                if target is not None and key in new and key not in placed:
+                    later[reference.name] = target
+            created.append(Change("created", spec.type, entity,
+                                  {**values, **dict.fromkeys(later)}))
+            placed.add((spec.type, entity))
+            if later:
+                updates.append(Change("updated", spec.type, entity, later))
+    for spec in reversed(mapping.tables):
+        now = current.get(spec.type, {})
+        deleted.extend(Change("deleted", spec.type, entity)
+                       for entity in sorted(previous.get(spec.type, {})) if entity not in now)
+    return created + updates + deleted
+
+
+def apply(state: State, changes: Iterable[Change]) -> State:
+    """`state` with `changes` applied (a new state; the vault's fold does the same)."""
+    result = {t: dict(entities) for t, entities in state.items()}
+    for change in changes:
+        entities = result.setdefault(change.type, {})
+        if change.action == "deleted":
+            del entities[change.entity]
+        else:
+            entities[change.entity] = {**entities.get(change.entity, {}), **change.fields}
+    return result
+
+
+def _plain(value: Stored | None) -> Any:
+    return {"hex": value.hex()} if isinstance(value, bytes) else value
+
+
+def _stored(value: Any) -> Stored | None:
+    return bytes.fromhex(value["hex"]) if isinstance(value, dict) else value
+
+
+def to_lines(state: State) -> Iterator[str]:
+    """The state as JSON lines, one entity each (bytes as {"hex": ...})."""
+    for type_name in sorted(state):
+        for entity, values in sorted(state[type_name].items()):
+            yield json.dumps({"type": type_name, "uuid": entity,
+                              "fields": {n: _plain(v) for n, v in values.items()}},
+                             ensure_ascii=False, sort_keys=True)
+
+
+def from_lines(lines: Iterable[str]) -> State:
+    state: State = {}
+    for line in lines:
+        record = json.loads(line)
+        state.setdefault(record["type"], {})[record["uuid"]] = {
+            n: _stored(v) for n, v in record["fields"].items()}
+    return state
