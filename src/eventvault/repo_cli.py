@@ -243,7 +243,14 @@ def snapshot_elsewhere(vault: Any, output: str | None, repo_location: str | None
         if since is not None or encrypt:
             raise UsageError("with --repo, the repository decides the base and the encryption "
                              "(no --since, no --encrypt)")
+        passphrase = crypto.read_passphrase(passphrase_file)
         repository = open_repository(repo_location, passphrase_file)
+        if passphrase is not None and not repository.encrypted:
+            # The one sign a client has that an emptied repository with a fresh "none"
+            # config (docs/FORMAT.md, threat model) was meant to be encrypted.
+            raise IntegrityError(f"{repo_location} is not encrypted, yet a passphrase was "
+                                 "given: refusing to upload in plaintext (unset "
+                                 "EVENTVAULT_PASSPHRASE to write to an unencrypted repository)")
         stored = transfer.snapshot_to_repository(vault, repository, full=full,
                                                  until_seq=until_seq, at=at)
         footer = stored.result.footer
