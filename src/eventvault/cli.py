@@ -571,13 +571,17 @@ def verify(context: Context, packages: tuple[str, ...], repo: str | None, vault_
 @cli.command()
 @click.option("--as", "actor", metavar="USERNAME", required=True,
               help="The admin who rebuilds (required: no default).")
+@output.options
 @pass_context
 def rebuild(context: Context, actor: str) -> None:
     """Rebuild the projection tables from the log (admin only): the repair for drift."""
     result = context.vault.rebuild(actor, context.command)
-    click.echo(f"rebuilt the tables from the log to seq {result.head_seq} and verified them "
-               f"({result.differences} differences repaired)")
-    click.echo(f"state digest  {result.state_digest}")
+    output.report(
+        [f"rebuilt the tables from the log to seq {result.head_seq} and verified them "
+         f"({result.differences} differences repaired)",
+         f"state digest  {result.state_digest}"],
+        {"head_seq": result.head_seq, "state_digest": result.state_digest,
+         "counts": result.counts, "differences": result.differences})
 
 
 # --- entry point -------------------------------------------------------------------------
