@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from eventvault.package_format import FORMAT_VERSION
 from eventvault.vault import Vault
 
 
@@ -87,12 +88,13 @@ def test_a_package_from_a_newer_format_is_refused_with_advice(package: Path, cli
                                                               tmp_path: Path) -> None:
     newer = tmp_path / "newer.evpkg"
     data = bytearray(package.read_bytes())
-    data[16:20] = struct.pack("<I", 2)  # the header's format version
+    data[16:20] = struct.pack("<I", FORMAT_VERSION + 1)  # the header's format version
     newer.write_bytes(bytes(data))
     for args in (["verify", str(newer)], ["replay", str(newer)]):
         result = cli(*args, db=f"sqlite:///{tmp_path / 'target.db'}")
         assert result.code == 1
-        assert "format version 2" in one_line(result) and "upgrade eventvault" in result.err
+        assert f"format version {FORMAT_VERSION + 1}" in one_line(result)
+        assert "upgrade eventvault" in result.err
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not a package", bytes(range(256)) * 40])

@@ -144,3 +144,30 @@ def test_csv_is_rfc4180_with_line_breaks_in_values(demo_db: str, cli) -> None:
     history = list(csv.DictReader(io.StringIO(
         cli("audit", "history", document, "--csv", db=demo_db).out, newline="")))
     assert history[-1]["entity_name"] == title and history[-1]["reason"] == "a\nb"
+
+
+# Right-to-left override, isolates, a zero-width joiner and a language tag (beyond U+FFFF):
+# invisible, and able to make "txt.exe" read as "exe.txt" on a terminal.
+DISGUISES = "inv\u202eexe.txt\u202c \u2066x\u2069 a\u200db \U000e0001"
+
+
+def test_format_characters_reach_people_escaped(demo_db: str, cli) -> None:
+    document = a_document(cli, demo_db)
+    assert cli("document", "update", document, "--set", f"title={DISGUISES}", "--as", "admin",
+               "--reason", f"why{DISGUISES}", db=demo_db).code == 0
+    outputs = [
+        cli("audit", "history", document, db=demo_db),
+        cli("audit", "log", "--limit", "0", db=demo_db),
+        cli("list", "document", "--limit", "0", db=demo_db),
+        cli("document", "update", f"document:{DISGUISES}", "--set", "title=x", "--as", "admin",
+            db=demo_db),  # an error message quoting the argument
+    ]
+    for result in outputs:
+        shown = result.out + result.err
+        assert not any(c in shown for c in "\u202e\u202c\u2066\u2069\u200d\U000e0001"), shown
+    assert "inv\\u202eexe.txt\\u202c" in outputs[2].out
+    assert "\\U000e0001" in outputs[3].err
+    assert "why" in outputs[1].out and "\\u2066x\\u2069" in outputs[1].out
+    # JSON keeps the exact value: escaping is for terminals only.
+    listed = json.loads(cli("list", "document", "--limit", "0", "--json", db=demo_db).out)
+    assert any(e["fields"]["title"] == DISGUISES for e in listed["entities"])

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from eventvault.errors import PackageError
 from eventvault.events import GENESIS_HASH, Event, chain_hash, encode_record, pack_payload
 from eventvault.package import (
+    BASE_VERSION,
     FORMAT_VERSION,
     PackageFooter,
     PackageHeader,
@@ -72,7 +73,7 @@ def make_events(n: int, *, after: Event | None = None, seed: int = 0) -> list[Ev
 
 
 def header_for(base: Event | None = None) -> PackageHeader:
-    return PackageHeader(FORMAT_VERSION, "0001_initial", "vault-1",
+    return PackageHeader(BASE_VERSION, "0001_initial", "vault-1",
                          base.seq if base else 0, base.hash if base else GENESIS_HASH, T0)
 
 
@@ -327,7 +328,7 @@ def test_not_a_package(tmp_path: Path) -> None:
 
 def rebuild(path: Path, change: Callable[[list[Any], bytes], bytes] | None = None, *,
             header_change: Callable[[list[Any]], None] | None = None,
-            header_version: int = FORMAT_VERSION, footer_version: int = FORMAT_VERSION,
+            header_version: int | None = None, footer_version: int | None = None,
             locator_shift: tuple[int, int] = (0, 0)) -> None:
     """Rewrite a package's metadata as docs/FORMAT.md specifies, checksums recomputed.
 
@@ -335,6 +336,9 @@ def rebuild(path: Path, change: Callable[[list[Any], bytes], bytes] | None = Non
     (possibly replaced) bytes between header and footer; `header_change` edits the header.
     """
     data = path.read_bytes()
+    kept = struct.unpack_from("<I", data, 16)[0]  # the version the package declares
+    header_version = kept if header_version is None else header_version
+    footer_version = kept if footer_version is None else footer_version
     footer_at, footer_length = struct.unpack_from("<QQ", data[-68:], 20)
     header_end = 8 + struct.unpack_from("<I", data, 4)[0]
     header = msgpack.unpackb(data[20 : header_end - 32])
@@ -348,7 +352,8 @@ def rebuild(path: Path, change: Callable[[list[Any], bytes], bytes] | None = Non
     footer_frame = section(1, b"EVPKGFTR", msgpack.packb(footer), footer_version)
     locator_body = struct.pack("<QQ", len(header_frame) + len(region) + locator_shift[0],
                                len(footer_frame) + locator_shift[1])
-    path.write_bytes(header_frame + region + footer_frame + section(2, b"EVPKGLOC", locator_body))
+    path.write_bytes(header_frame + region + footer_frame + section(2, b"EVPKGLOC", locator_body,
+                                                                   header_version))
 
 
 def section(nibble: int, tag: bytes, body: bytes, version: int = FORMAT_VERSION) -> bytes:
@@ -367,8 +372,9 @@ def test_spec_rewrite_of_an_intact_package_reads_the_same(small: tuple[Path, lis
 
 def test_unsupported_format_version(small: tuple[Path, list[Event]]) -> None:
     path, _ = small
-    rebuild(path, header_version=2)
-    with pytest.raises(PackageError, match=r"unsupported format version 2 \(newer than this "
+    rebuild(path, header_version=FORMAT_VERSION + 1, footer_version=FORMAT_VERSION + 1)
+    with pytest.raises(PackageError, match=rf"unsupported format version {FORMAT_VERSION + 1} "
+                                           r"\(newer than this "
                                            r"eventvault supports: upgrade eventvault\)$"):
         PackageReader(path)
 
@@ -405,7 +411,7 @@ def _set(path: tuple[int, ...], value: Any) -> Callable[[list[Any], bytes], byte
     ({"header_change": lambda h: h.__setitem__(2, -1)}, r"header is malformed"),
     ({"header_change": lambda h: h.append(1)}, r"header is malformed"),
     ({"footer_version": 2}, "footer has format version 2"),
-    ({"header_version": 0}, r"unsupported format version 0 \(this reads 1\)"),
+    ({"header_version": 0}, r"unsupported format version 0 \(this reads 1, 2\)"),
     ({"locator_shift": (-1, 0)}, "locator does not point at a footer"),
     ({"locator_shift": (0, 1)}, "locator does not point at a footer"),
     ({"locator_shift": (-1, 1)}, "footer frame is damaged"),

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -511,6 +512,12 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
 
 @cli.command()
 @click.argument("packages", nargs=-1, type=click.Path(dir_okay=True))
+@click.option("--repo", metavar="LOCATION",
+              help="Check the chain of this repository's latest package (of --vault).")
+@click.option("--vault", "vault_id", metavar="ID",
+              help="With --repo holding several vaults' packages: which vault.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="For encrypted packages: the passphrase [default: env EVENTVAULT_PASSPHRASE].")
 @click.option("--expect-head", metavar="HASH",
               help="The head hash you kept elsewhere; the vault's must equal it.")
 @click.option("--against", "against", multiple=True, type=click.Path(dir_okay=False),
@@ -518,17 +525,34 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
               "log must contain its head.")
 @output.options
 @pass_context
-def verify(context: Context, packages: tuple[str, ...], expect_head: str | None,
+def verify(context: Context, packages: tuple[str, ...], repo: str | None, vault_id: str | None,
+           passphrase_file: str | None, expect_head: str | None,
            against: tuple[str, ...]) -> None:
-    """Check PACKAGES (no database needed), or with none the --db vault itself."""
+    """Check PACKAGES (paths or s3://bucket/key, encrypted or not; no database needed), the
+    latest chain of --repo, or with neither the --db vault itself."""
     from eventvault.verify import verify_packages, verify_vault
 
-    if packages and against:
-        raise UsageError("--against checks the --db vault: give it without PACKAGES")
-    with shown("verify", "events", quiet=output.quiet()) as progress:
-        report = (verify_packages(packages, progress) if packages
-                  else verify_vault(context.vault, expect_head, against, progress))
-    if packages and expect_head and report.ok and report.head_hash != expect_head.lower():
+    if (packages or repo) and against:
+        raise UsageError("--against checks the --db vault: give it without PACKAGES or --repo")
+    if packages and repo:
+        raise UsageError("give PACKAGES or --repo LOCATION, not both")
+    if packages or repo:
+        from eventvault.repo_cli import packages_to_replay
+
+        # The same sources as replay: downloaded and decrypted into a private directory.
+        with packages_to_replay(packages, repo, vault_id, passphrase_file, None, None) as local, \
+                shown("verify", "events", quiet=output.quiet()) as progress:
+            report = verify_packages(local, progress)
+        # Findings name the sources, not the temporary copies (removed by now).
+        sources = list(packages) or [f"{repo}: {Path(path).name}" for path in local]
+        for path, source in zip(local, sources, strict=True):
+            report.findings = [f.replace(path, source) for f in report.findings]
+        report.checked = ", ".join(packages) if packages else \
+            f"{repo} ({', '.join(Path(path).name for path in local)})"
+    else:
+        with shown("verify", "events", quiet=output.quiet()) as progress:
+            report = verify_vault(context.vault, expect_head, against, progress)
+    if (packages or repo) and expect_head and report.ok and report.head_hash != expect_head.lower():
         report.findings.append(f"head hash {report.head_hash} is not the expected {expect_head}")
     if output.as_json():  # the report is the one object, failed or not (then exit 1)
         output.emit_json(report.as_json())
@@ -547,13 +571,17 @@ def verify(context: Context, packages: tuple[str, ...], expect_head: str | None,
 @cli.command()
 @click.option("--as", "actor", metavar="USERNAME", required=True,
               help="The admin who rebuilds (required: no default).")
+@output.options
 @pass_context
 def rebuild(context: Context, actor: str) -> None:
     """Rebuild the projection tables from the log (admin only): the repair for drift."""
     result = context.vault.rebuild(actor, context.command)
-    click.echo(f"rebuilt the tables from the log to seq {result.head_seq} and verified them "
-               f"({result.differences} differences repaired)")
-    click.echo(f"state digest  {result.state_digest}")
+    output.report(
+        [f"rebuilt the tables from the log to seq {result.head_seq} and verified them "
+         f"({result.differences} differences repaired)",
+         f"state digest  {result.state_digest}"],
+        {"head_seq": result.head_seq, "state_digest": result.state_digest,
+         "counts": result.counts, "differences": result.differences})
 
 
 # --- entry point -------------------------------------------------------------------------

@@ -123,6 +123,18 @@ def seal(data_key: bytes, data: bytes, context: bytes) -> bytes:
     return nonce + _aead(data_key).encrypt(nonce, data, b"eventvault object\0" + context)
 
 
+def config_mac(data_key: bytes, config: dict[str, Any]) -> str:
+    """HMAC-SHA256 of a repository config (canonical JSON, without its `mac`), under a key
+    derived from the data key: only a holder of a passphrase can write a config that opens."""
+    import hmac
+    import json
+
+    key = hmac.new(data_key, b"eventvault config mac", hashlib.sha256).digest()
+    body = {name: value for name, value in config.items() if name != "mac"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
 def unseal(data_key: bytes, sealed: bytes, context: bytes, what: str) -> bytes:
     try:
         return _aead(data_key).decrypt(sealed[:12], sealed[12:], b"eventvault object\0" + context)

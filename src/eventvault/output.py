@@ -6,8 +6,9 @@ With --json an error is also one object on stdout, `{"error": ..., "exit_code": 
 script never has to parse stderr; the one line on stderr stays for people.
 
 --quiet silences what is only information (progress bars and the report lines of init,
-reinit, demo, snapshot, replay and verify), so a successful cron job prints nothing; an
-answer (a UUID written, an export, a listing) and errors are always printed.
+reinit, demo, snapshot, replay, verify, rebuild and the repo commands), so a successful
+cron job prints nothing; an answer (a UUID written, an export, a listing) and errors are
+always printed.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from itertools import pairwise
 from types import TracebackType
 from typing import BinaryIO
@@ -31,9 +31,12 @@ from eventvault import new_files
 from eventvault.errors import PackageError, UsageError
 from eventvault.events import Event, chain_hash, event_from_record, iter_records
 from eventvault.package_format import (
+    BASE_VERSION,
+    ELEVEN_ELEMENTS,
     FOOTER_MAGIC,
     FOOTER_TAG,
     FORMAT_VERSION,
+    FORMAT_VERSIONS,
     FRAME_HEAD,
     HEADER_MAGIC,
     HEADER_TAG,
@@ -43,6 +46,7 @@ from eventvault.package_format import (
     LOCATOR_TAG,
     NO_TIME,
     PREFIX,
+    PRINCIPAL_VERSION,
     SECTION_HEAD,
     Checkpoint,
     Corrupt,
@@ -79,10 +83,13 @@ class PackageWriter:
             decode_header(header_body)
         except Corrupt as exc:
             raise ValueError(f"{path}: {exc}") from None
-        if frame_events < 1 or header.format_version != FORMAT_VERSION:
-            raise ValueError(f"frame_events must be >= 1, format_version {FORMAT_VERSION}")
+        if frame_events < 1 or header.format_version not in FORMAT_VERSIONS:
+            raise ValueError(f"frame_events must be >= 1, format_version one of "
+                             f"{FORMAT_VERSIONS}")
         self.path = os.fspath(path)
-        self.header = header
+        # The version is the writer's to declare (by the records added): see finish().
+        self.header = replace(header, format_version=BASE_VERSION)
+        self._header_body = header_body
         self._frame_bytes = 0
         self._frame_events = frame_events
         # One frame per compress() call, each with content size and a checksum, so `zstd -t`
@@ -102,7 +109,7 @@ class PackageWriter:
             self._file, self._partial = new_files.create_beside(self.path)
         except OSError as exc:
             raise PackageError(f"{self.path}: cannot create ({exc.strerror})") from None
-        self._write(section(HEADER_MAGIC, HEADER_TAG, header_body))
+        self._write(section(HEADER_MAGIC, HEADER_TAG, header_body, BASE_VERSION))
         self._data_start = self._offset
 
     def __enter__(self) -> PackageWriter:
@@ -120,6 +127,8 @@ class PackageWriter:
         if seq != self._next_seq or recorded_at < self._last_time:
             self._refuse(seq, recorded_at)
         records = self._records
+        if record[:1] == ELEVEN_ELEMENTS:  # a principal: 0.1 cannot read it, say so
+            self.header = replace(self.header, format_version=PRINCIPAL_VERSION)
         if not records:
             self._frame_first_time = recorded_at
         records.append(record)
@@ -156,11 +165,14 @@ class PackageWriter:
         except Corrupt as exc:
             self.abort()
             raise ValueError(f"{self.path}: {exc}") from None
-        footer_frame = section(FOOTER_MAGIC, FOOTER_TAG, footer_body)
+        version = self.header.format_version
+        if version != BASE_VERSION:  # the header went out first; only its version changes
+            self._rewrite_header(version)
+        footer_frame = section(FOOTER_MAGIC, FOOTER_TAG, footer_body, version)
         self._write(footer_frame)
         self._write(section(LOCATOR_MAGIC, LOCATOR_TAG,
                              LOCATOR_BODY.pack(self._offset - len(footer_frame),
-                                                len(footer_frame))))
+                                                len(footer_frame)), version))
         try:
             # Data, then the name, then the directory: the real name never shows a half package.
             self._file.flush()
@@ -216,6 +228,18 @@ class PackageWriter:
         self._frame_bytes = 0
         self._write(compressed)
 
+    def _rewrite_header(self, version: int) -> None:
+        """The header frame again, at offset 0, declaring `version` (same length)."""
+        try:
+            self._file.flush()
+            self._file.seek(0)
+            self._file.write(section(HEADER_MAGIC, HEADER_TAG, self._header_body, version))
+            self._file.seek(self._offset)
+        except OSError as exc:
+            self.abort()
+            raise PackageError(f"{self.path}: cannot write package ({exc.strerror}); "
+                               "nothing was written") from None
+
     def _write(self, data: bytes) -> None:
         try:
             self._file.write(data)
@@ -265,26 +289,27 @@ class PackageReader:
         if version > FORMAT_VERSION:  # before anything else: a newer layout may differ below
             raise Corrupt(f"unsupported format version {version} "
                            "(newer than this eventvault supports: upgrade eventvault)")
-        if version != FORMAT_VERSION:
-            raise Corrupt(f"unsupported format version {version} (this reads {FORMAT_VERSION})")
+        if version not in FORMAT_VERSIONS:
+            raise Corrupt(f"unsupported format version {version} (this reads "
+                          f"{', '.join(map(str, FORMAT_VERSIONS))})")
         header_end = FRAME_HEAD.size + header_size
         file.seek(max(size - LOCATOR_SIZE, 0))
         locator = file.read(LOCATOR_SIZE)
         if size < header_end + LOCATOR_SIZE or locator[:PREFIX] != FRAME_HEAD.pack(
                 LOCATOR_MAGIC, LOCATOR_SIZE - FRAME_HEAD.size) + SECTION_HEAD.pack(
-                LOCATOR_TAG, FORMAT_VERSION):
+                LOCATOR_TAG, version):
             raise Corrupt("truncated: no package end locator at the end of the file "
                            "(cut short, or still being written)")
         footer_at, footer_length = LOCATOR_BODY.unpack(
-            open_section(locator, LOCATOR_MAGIC, LOCATOR_TAG, "locator"))
+            open_section(locator, LOCATOR_MAGIC, LOCATOR_TAG, "locator", version))
         if footer_at < header_end or footer_at + footer_length != size - LOCATOR_SIZE:
             raise Corrupt("locator does not point at a footer")
         file.seek(footer_at)
         footer = decode_footer(open_section(
-            file.read(footer_length), FOOTER_MAGIC, FOOTER_TAG, "footer"))
+            file.read(footer_length), FOOTER_MAGIC, FOOTER_TAG, "footer", version))
         file.seek(0)
         header = decode_header(open_section(
-            file.read(header_end), HEADER_MAGIC, HEADER_TAG, "header"))
+            file.read(header_end), HEADER_MAGIC, HEADER_TAG, "header", version), version)
         check_index(header, footer, header_end, footer_at)
         return header, footer
 

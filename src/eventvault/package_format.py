@@ -15,7 +15,14 @@ import msgpack
 
 from eventvault.events import GENESIS_HASH
 
-FORMAT_VERSION = 1
+# Version 2 is version 1 whose records may have the 11th element (the principal): the same
+# layout, declared so that a 0.1 reader says "upgrade" rather than "malformed record". A
+# writer declares 2 exactly when a record has 11 elements; readers take both.
+FORMAT_VERSION = 2  # the newest this reads
+FORMAT_VERSIONS = (1, 2)
+BASE_VERSION = 1  # what a package of 10-element records declares (0.1 reads it)
+PRINCIPAL_VERSION = 2  # what a package holding any 11-element record declares
+ELEVEN_ELEMENTS = b"\x9b"  # how a record's msgpack encoding starts when it has 11 elements
 
 SKIPPABLE_MAGIC = 0x184D2A50
 HEADER_MAGIC, FOOTER_MAGIC, LOCATOR_MAGIC = (SKIPPABLE_MAGIC + n for n in range(3))
@@ -81,25 +88,26 @@ class Corrupt(Exception):
     """A reason a package is unusable; the reader prefixes it with the file name."""
 
 
-def section(magic: int, tag: bytes, body: bytes) -> bytes:
-    content = SECTION_HEAD.pack(tag, FORMAT_VERSION) + body
+def section(magic: int, tag: bytes, body: bytes, version: int) -> bytes:
+    content = SECTION_HEAD.pack(tag, version) + body
     content += hashlib.sha256(content).digest()
     return FRAME_HEAD.pack(magic, len(content)) + content
 
 
-def open_section(frame: bytes, magic: int, tag: bytes, what: str) -> bytes:
-    """Body of a metadata frame, after checking its framing, checksum and version."""
+def open_section(frame: bytes, magic: int, tag: bytes, what: str, version: int) -> bytes:
+    """Body of a metadata frame, after checking its framing, checksum and version (every
+    section of a package has the header's)."""
     if len(frame) < PREFIX + SHA:
         raise Corrupt(f"{what} is truncated")
     got_magic, size = FRAME_HEAD.unpack_from(frame)
-    got_tag, version = SECTION_HEAD.unpack_from(frame, FRAME_HEAD.size)
+    got_tag, got_version = SECTION_HEAD.unpack_from(frame, FRAME_HEAD.size)
     if got_magic != magic or got_tag != tag or size != len(frame) - FRAME_HEAD.size:
         raise Corrupt(f"{what} frame is damaged")
     content = frame[FRAME_HEAD.size : -SHA]
     if hashlib.sha256(content).digest() != frame[-SHA:]:
         raise Corrupt(f"{what} checksum mismatch")
-    if version != FORMAT_VERSION:
-        raise Corrupt(f"{what} has format version {version}, the header {FORMAT_VERSION}")
+    if got_version != version:
+        raise Corrupt(f"{what} has format version {got_version}, the header {version}")
     return content[SECTION_HEAD.size :]
 
 
@@ -137,8 +145,8 @@ def unpack(body: bytes, types: tuple[str, ...], what: str) -> list[Any]:
         raise Corrupt(f"{what} is malformed ({exc})") from None
 
 
-def decode_header(body: bytes) -> PackageHeader:
-    header = PackageHeader(FORMAT_VERSION, *unpack(body, HEADER_TYPES, "header"))
+def decode_header(body: bytes, version: int = BASE_VERSION) -> PackageHeader:
+    header = PackageHeader(version, *unpack(body, HEADER_TYPES, "header"))
     if header.base_seq == 0 and header.base_hash != GENESIS_HASH:
         raise Corrupt("header is malformed (a full package must start at the genesis hash)")
     return header

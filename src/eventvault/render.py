@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -35,10 +36,25 @@ _CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160)) if
 _CONTROL_LINE = {**_CONTROL, 10: "\\n"}
 
 
+def _escape_format(text: str) -> str:
+    """Format characters (Unicode category Cf: bidirectional overrides and isolates
+    U+202A-U+202E and U+2066-U+2069, zero-width characters, ...) shown as \\uXXXX: they
+    are invisible and can make text read as something else (a reversed file name)."""
+    if text.isprintable():  # the common case, at C speed; every Cf character is unprintable
+        return text
+    return "".join(_escaped(c) if unicodedata.category(c) == "Cf" else c for c in text)
+
+
+def _escaped(character: str) -> str:
+    code = ord(character)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def for_terminal(text: str) -> str:
     """One line of text for people, whatever it quotes: control characters (escape
-    sequences, CR, LF) and what is not valid Unicode are shown escaped, never sent raw."""
-    text = text.translate(_CONTROL_LINE)
+    sequences, CR, LF), format characters (bidirectional overrides, zero-width ones) and
+    what is not valid Unicode are shown escaped, never sent raw."""
+    text = _escape_format(text.translate(_CONTROL_LINE))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -126,7 +142,7 @@ def table_lines(columns: Sequence[Column], records: Iterable[Record]) -> Iterato
 
 
 def _cell_lines(text: str) -> list[str]:
-    return text.translate(_CONTROL).split("\n") if text else [""]
+    return _escape_format(text.translate(_CONTROL)).split("\n") if text else [""]
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from eventvault import crypto
+from eventvault import crypto, output
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import us_to_iso
+from eventvault.progress import shown
 
 if TYPE_CHECKING:  # imported on use: `eventvault --help` stays quick
     from eventvault.repo.repository import PackageInfo, Repository
@@ -45,6 +46,7 @@ def repo() -> None:
 @click.option("--scrypt-log-n", type=click.IntRange(10, 20), default=17, hidden=True,
               help="scrypt cost 2^N of opening the repository (tests use less).")
 @passphrase_option
+@output.options
 def repo_init(location: str, encrypt: bool, scrypt_log_n: int,
               passphrase_file: str | None) -> None:
     """Create an empty repository at LOCATION."""
@@ -54,7 +56,8 @@ def repo_init(location: str, encrypt: bool, scrypt_log_n: int,
     repository = Repository.init(location, encrypt=encrypt, passphrase=passphrase,
                                  scrypt_n=1 << scrypt_log_n)
     kind = "encrypted (AES-256-GCM)" if encrypt else "unencrypted"
-    click.echo(f"created {kind} repository {repository.id} at {location}")
+    output.report(f"created {kind} repository {repository.id} at {location}",
+                  {"location": location, "id": repository.id, "encrypted": encrypt})
 
 
 def _time(us: int | None) -> str:
@@ -98,6 +101,7 @@ def repo_list(location: str, as_json: bool, passphrase_file: str | None) -> None
 @click.option("--vault", "vault_id", metavar="ID", help="Only this vault's packages.")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @passphrase_option
+@output.options
 def repo_forget(location: str, keep_last: int, keep_hourly: int, keep_daily: int,
                 keep_weekly: int, keep_monthly: int, vault_id: str | None, dry_run: bool,
                 passphrase_file: str | None) -> None:
@@ -110,20 +114,29 @@ def repo_forget(location: str, keep_last: int, keep_hourly: int, keep_daily: int
     repository = open_repository(location, passphrase_file)
     infos = repository.packages(vault_id)
     removed = 0
+    lines: list[str] = []
+    decided: list[dict[str, Any]] = []
     for vault in sorted({info.vault_id for info in infos}):
         for decision in plan([i for i in infos if i.vault_id == vault], policy):
             info = decision.info
+            decided.append({"name": info.name, "vault_id": info.vault_id,
+                            "first_seq": info.base_seq + 1, "last_seq": info.head_seq,
+                            "created_at": info.created_at, "keep": decision.keep,
+                            "reasons": list(decision.reasons)})
             what = f"{info.name[:12]} (seq {info.base_seq + 1}-{info.head_seq}, written " \
                    f"{_time(info.created_at)})"
             if decision.keep:
-                click.echo(f"keep    {what}: {', '.join(decision.reasons)}")
+                lines.append(f"keep    {what}: {', '.join(decision.reasons)}")
                 continue
             verb = "would remove" if dry_run else "remove"
-            click.echo(f"{verb}  {what}: no rule keeps it and no kept package needs it")
+            lines.append(f"{verb}  {what}: no rule keeps it and no kept package needs it")
             if not dry_run:
                 repository.remove(info)
             removed += 1
-    click.echo(f"{'would remove' if dry_run else 'removed'} {removed} of {len(infos)} packages")
+    lines.append(f"{'would remove' if dry_run else 'removed'} {removed} of {len(infos)} "
+                 "packages")
+    output.report(lines, {"location": location, "dry_run": dry_run, "removed": removed,
+                          "packages": len(infos), "decisions": decided})
 
 
 def parse_subset(text: str) -> float:
@@ -143,21 +156,28 @@ def parse_subset(text: str) -> float:
 @click.option("--read-data", is_flag=True, help="Download and verify every package.")
 @click.option("--read-data-subset", metavar="P%", help="Download and verify P% of them.")
 @passphrase_option
+@output.options
 def repo_check(location: str, read_data: bool, read_data_subset: str | None,
                passphrase_file: str | None) -> None:
     """Verify the repository's packages and chains (and their data when asked)."""
     from eventvault.repo.check import check
 
     fraction = 1.0 if read_data else parse_subset(read_data_subset) if read_data_subset else 0.0
-    report = check(open_repository(location, passphrase_file), fraction)
-    for note in report.notes:
-        click.echo(f"note: {note}")
+    repository = open_repository(location, passphrase_file)
+    with shown("check", "packages", quiet=output.quiet()) as progress:
+        report = check(repository, fraction, progress)
+    if output.as_json():  # the report is the one object, failed or not (then exit 1)
+        output.emit_json({"location": location, **report.as_json()})
+    elif not output.quiet():
+        for note in report.notes:
+            click.echo(f"note: {note}")
     for problem in report.problems:
         click.echo(f"FAIL {problem}", err=True)
     if report.problems:
         raise IntegrityError(f"repository check failed: {len(report.problems)} problem(s)")
-    click.echo(f"OK {location}: {report.packages} packages, chains complete, "
-               f"{report.read} read and verified")
+    if not output.as_json() and not output.quiet():
+        click.echo(f"OK {location}: {report.packages} packages, chains complete, "
+                   f"{report.read} read and verified")
 
 
 @repo.group("key")
@@ -182,26 +202,30 @@ def new_passphrase_option(function: Callable[..., Any]) -> Callable[..., Any]:
 @key.command("list")
 @click.argument("location")
 @passphrase_option
+@output.options
 def key_list(location: str, passphrase_file: str | None) -> None:
     """The key ids (one per passphrase)."""
-    for key_id in open_repository(location, passphrase_file).key_ids():
-        click.echo(key_id)
+    ids = open_repository(location, passphrase_file).key_ids()
+    output.answer(ids, {"location": location, "keys": ids})
 
 
 @key.command("add")
 @click.argument("location")
 @passphrase_option
 @new_passphrase_option
+@output.options
 def key_add(location: str, passphrase_file: str | None, new_passphrase_file: str | None) -> None:
     """Let another passphrase open the repository too."""
     repository = open_repository(location, passphrase_file)
-    click.echo(f"added key {repository.add_key(new_passphrase(new_passphrase_file))}")
+    added = repository.add_key(new_passphrase(new_passphrase_file))
+    output.answer(f"added key {added}", {"location": location, "added": added})
 
 
 @key.command("passwd")
 @click.argument("location")
 @passphrase_option
 @new_passphrase_option
+@output.options
 def key_passwd(location: str, passphrase_file: str | None,
                new_passphrase_file: str | None) -> None:
     """Change the passphrase: a new key wraps the same data key, the old one is removed."""
@@ -213,17 +237,19 @@ def key_passwd(location: str, passphrase_file: str | None,
     old = repository.key_opened_by(passphrase)
     added = repository.add_key(new_passphrase(new_passphrase_file))
     repository.remove_key(old)
-    click.echo(f"replaced key {old} by {added}; the data was not re-encrypted")
+    output.answer(f"replaced key {old} by {added}; the data was not re-encrypted",
+                  {"location": location, "removed": old, "added": added})
 
 
 @key.command("remove")
 @click.argument("location")
 @click.argument("key_id")
 @passphrase_option
+@output.options
 def key_remove(location: str, key_id: str, passphrase_file: str | None) -> None:
     """Remove a key (not the last one)."""
     open_repository(location, passphrase_file).remove_key(key_id)
-    click.echo(f"removed key {key_id}")
+    output.report(f"removed key {key_id}", {"location": location, "removed": key_id})
 
 
 def describe(info: PackageInfo) -> str:
@@ -237,39 +263,69 @@ def snapshot_elsewhere(vault: Any, output: str | None, repo_location: str | None
                        encrypt: bool, passphrase_file: str | None, since: str | None,
                        until_seq: int | None, at: int | None) -> None:
     """`snapshot --repo` or `snapshot -o s3://...` / `--encrypt`: write, then upload."""
+    from eventvault import output as reporting  # `output` is the package's location here
     from eventvault.repo import transfer
 
     if repo_location is not None:
         if since is not None or encrypt:
             raise UsageError("with --repo, the repository decides the base and the encryption "
                              "(no --since, no --encrypt)")
+        passphrase = crypto.read_passphrase(passphrase_file)
         repository = open_repository(repo_location, passphrase_file)
-        stored = transfer.snapshot_to_repository(vault, repository, full=full,
-                                                 until_seq=until_seq, at=at)
+        if passphrase is not None and not repository.encrypted:
+            # The one sign a client has that an emptied repository with a fresh "none"
+            # config (docs/FORMAT.md, threat model) was meant to be encrypted.
+            raise IntegrityError(f"{repo_location} is not encrypted, yet a passphrase was "
+                                 "given: refusing to upload in plaintext (unset "
+                                 "EVENTVAULT_PASSPHRASE to write to an unencrypted repository)")
+        with shown("snapshot", "events", quiet=reporting.quiet()) as progress:
+            stored = transfer.snapshot_to_repository(vault, repository, full=full,
+                                                     until_seq=until_seq, at=at,
+                                                     progress=progress)
         footer = stored.result.footer
+        data: dict[str, Any] = {
+            "location": repo_location, "package": None, "base": None,
+            "events": footer.event_count, "first_seq": stored.result.base_seq + 1,
+            "last_seq": footer.head_seq, "bytes": None, "head_hash": footer.head_hash.hex(),
+            "state_digest": footer.state_digest, "encrypted": repository.encrypted,
+            "warnings": stored.result.warnings}
+        if stored.base is not None:
+            data["base"] = stored.base.name
         if stored.info is None:
             assert stored.base is not None
-            click.echo(f"nothing new since package {describe(stored.base)} (seq "
-                       f"{stored.base.head_seq}); nothing written")
+            reporting.report(f"nothing new since package {describe(stored.base)} (seq "
+                             f"{stored.base.head_seq}); nothing written", data)
             return
+        data.update(package=stored.info.name, bytes=stored.info.size)
         base = "" if stored.base is None else f", continues {describe(stored.base)}"
-        click.echo(f"stored package {describe(stored.info)} in {repo_location}: "
-                   f"{footer.event_count} events (seq {stored.result.base_seq + 1}-"
-                   f"{footer.head_seq}), {stored.info.size} bytes{base}")
+        lines = [f"stored package {describe(stored.info)} in {repo_location}: "
+                 f"{footer.event_count} events (seq {stored.result.base_seq + 1}-"
+                 f"{footer.head_seq}), {stored.info.size} bytes{base}"]
     else:
         assert output is not None
         if full:
             raise UsageError("--full goes with --repo")
         passphrase = crypto.read_passphrase(passphrase_file) if encrypt else None
-        stored = transfer.snapshot_to_file(vault, output, encrypt=encrypt, passphrase=passphrase,
-                                           until_seq=until_seq, at=at, since=since)
+        with shown("snapshot", "events", quiet=reporting.quiet()) as progress:
+            stored = transfer.snapshot_to_file(vault, output, encrypt=encrypt,
+                                               passphrase=passphrase, until_seq=until_seq,
+                                               at=at, since=since, progress=progress)
         footer = stored.result.footer
         sealed = ", encrypted" if encrypt else ""
-        click.echo(f"wrote {output}: {footer.event_count} events (seq "
-                   f"{stored.result.base_seq + 1}-{footer.head_seq}), {stored.result.bytes} "
-                   f"bytes{sealed}")
-    click.echo(f"head hash     {footer.head_hash.hex()}")
-    click.echo(f"state digest  {footer.state_digest}")
+        lines = [f"wrote {output}: {footer.event_count} events (seq "
+                 f"{stored.result.base_seq + 1}-{footer.head_seq}), {stored.result.bytes} "
+                 f"bytes{sealed}"]
+        # The shape of a local snapshot's object, and whether it is encrypted.
+        data = {"path": output, "events": footer.event_count,
+                "first_seq": stored.result.base_seq + 1, "last_seq": footer.head_seq,
+                "bytes": stored.result.bytes, "frames": len(footer.frames),
+                "head_hash": footer.head_hash.hex(), "state_digest": footer.state_digest,
+                "since": since, "warnings": stored.result.warnings, "encrypted": encrypt}
+    lines += [f"head hash     {footer.head_hash.hex()}",
+              f"state digest  {footer.state_digest}"]
+    reporting.report(lines, data)
+    for warning in stored.result.warnings:
+        click.echo(f"eventvault: warning: {warning}", err=True)
 
 
 def packages_to_replay(packages: tuple[str, ...], repo_location: str | None,

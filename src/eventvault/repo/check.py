@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eventvault.errors import EventVaultError
 from eventvault.package import PackageReader
+from eventvault.progress import Progress
 from eventvault.repo.chains import chains
 from eventvault.repo.repository import INDEX, PACKAGES, PackageInfo, Repository, private_directory
 
@@ -27,8 +28,14 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, object]:
+        return {"ok": not self.problems, "packages": self.packages, "read": self.read,
+                "problems": list(self.problems), "notes": list(self.notes)}
 
-def check(repository: Repository, read_data: float = 0.0) -> CheckReport:
+
+def check(repository: Repository, read_data: float = 0.0,
+          progress: Progress | None = None) -> CheckReport:
+    """`progress(packages read, packages to read)` after each package read."""
     report = CheckReport()
     stored = {info.name: info.size for info in repository.store.list(PACKAGES)}
     infos: list[PackageInfo] = []
@@ -64,6 +71,8 @@ def check(repository: Repository, read_data: float = 0.0) -> CheckReport:
             for info in chosen:
                 problem = _read(repository, info, work)
                 report.read += 1
+                if progress:
+                    progress(report.read, len(chosen))
                 if problem:
                     report.problems.append(problem)
     return report

@@ -118,6 +118,7 @@ class Repository:
             data_key = crypto.new_data_key()
             slot = crypto.wrap_key(data_key, passphrase, config["id"].encode(), n=scrypt_n)
             store.put_bytes(f"{KEYS}{crypto.slot_id(slot)}", json.dumps(slot).encode())
+            config["mac"] = crypto.config_mac(data_key, config)
         store.put_bytes("config", json.dumps(config, indent=1).encode())  # last: commits init
         return cls(store, config, data_key, scrypt_n)
 
@@ -141,12 +142,37 @@ class Repository:
             raise RepositoryError(f"{location}: repository version {config.get('version')} is "
                                   "not supported by this eventvault (upgrade eventvault)")
         if config["encryption"] == "none":
+            cls._refuse_downgrade(store)
             return cls(store, config, None)
         slots = [slot for _, slot in cls._slots(store)]
         if not slots:
             raise RepositoryError(f"{location}: the repository is encrypted but has no keys")
         data_key, slot = crypto.unwrap_key(slots, passphrase, config["id"].encode(), location)
+        # A repository made before the config was authenticated has no mac (docs/FORMAT.md);
+        # one without a key can only have changed it to "none", which is refused above.
+        if "mac" in config and config["mac"] != crypto.config_mac(data_key, config):
+            raise RepositoryError(f"{location}: the repository config was changed by someone "
+                                  "without its key; refusing to use it")
         return cls(store, config, data_key, int(slot["n"]))
+
+    @staticmethod
+    def _refuse_downgrade(store: Store) -> None:
+        """A config saying "none" is believed only if nothing in the repository is encrypted:
+        no key object, and an index object that is plain JSON (one is read: they are all
+        sealed or all plain, unless someone rewrote the config)."""
+        tampered = (f"{store.location}: the config says unencrypted, but the repository "
+                    "{}: the config was tampered with; refusing to use it")
+        if any(True for _ in store.list(KEYS)):
+            raise RepositoryError(tampered.format("has keys"))
+        first = next((info.name for info in store.list(INDEX) if info.name.endswith(".json")),
+                     None)
+        if first is not None:
+            try:
+                plain = type(json.loads(store.get_bytes(first))) is dict
+            except (ValueError, UnicodeDecodeError):
+                plain = False
+            if not plain:
+                raise RepositoryError(tampered.format("holds encrypted index objects"))
 
     @staticmethod
     def _slots(store: Store) -> list[tuple[str, dict[str, Any]]]:

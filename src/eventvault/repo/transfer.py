@@ -15,6 +15,7 @@ from pathlib import Path
 from eventvault import crypto
 from eventvault.errors import PackageError, UsageError
 from eventvault.new_files import create_beside, fsync_directory, link_new
+from eventvault.progress import Progress
 from eventvault.repo.chains import pick
 from eventvault.repo.repository import PackageInfo, Repository, private_directory
 from eventvault.repo.store import ObjectMissing, Store, is_remote, open_store
@@ -75,14 +76,16 @@ def _place(source: Path, target: Path) -> None:
 
 
 def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: str | None,
-                     until_seq: int | None, at: int | None, since: str | None) -> Stored:
+                     until_seq: int | None, at: int | None, since: str | None,
+                     progress: Progress | None = None) -> Stored:
     """A single package to a local path or s3://bucket/key, encrypted if asked."""
     if encrypt and passphrase is None:
         _seal_single(Path(), Path(), None)  # the same one-line refusal, before any work
     if not is_remote(output) and Path(output).exists():
         raise UsageError(f"{output} exists already; choose another name or remove it first")
     with private_directory() as work:
-        result = snapshot(vault, work / "package.evpkg", since=since, until_seq=until_seq, at=at)
+        result = snapshot(vault, work / "package.evpkg", since=since, until_seq=until_seq, at=at,
+                          progress=progress)
         final = _seal_single(result.path, work, passphrase) if encrypt else result.path
         if is_remote(output):
             store, name = remote_object(output)
@@ -90,11 +93,13 @@ def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: st
         else:
             _place(final, Path(output))
         size = final.stat().st_size
-    return Stored(SnapshotResult(Path(output), result.footer, result.base_seq, size), output)
+    return Stored(SnapshotResult(Path(output), result.footer, result.base_seq, size,
+                                 result.warnings), output)
 
 
 def snapshot_to_repository(vault: Vault, repository: Repository, *, full: bool,
-                           until_seq: int | None, at: int | None) -> Stored:
+                           until_seq: int | None, at: int | None,
+                           progress: Progress | None = None) -> Stored:
     """A package into the repository: incremental on its latest package of this vault."""
     with vault.reading() as connection:
         vault_id = vault.vault_id(connection)
@@ -106,7 +111,7 @@ def snapshot_to_repository(vault: Vault, repository: Repository, *, full: bool,
     head = None if base is None else (vault_id, base.head_seq, bytes.fromhex(base.head_hash))
     with private_directory() as work:
         result = snapshot(vault, work / "package.evpkg", until_seq=until_seq, at=at,
-                          base_head=head)
+                          base_head=head, progress=progress)
         if base is not None and result.footer.event_count == 0:
             return Stored(result, repository.location, base, None)
         info = repository.add(result.path)
