@@ -689,3 +689,7 @@ cli.add_command(schema_group)
 from eventvault.entity_cli import entity_group  # noqa: E402
 
 cli.add_command(entity_group)
+
+from eventvault.app_cli import app_group  # noqa: E402
+
+cli.add_command(app_group)

@@ -89,7 +89,13 @@ class Entities:
 
     def add(self, type_name: str, assignments: Iterable[str]) -> str:
         spec = self._writable(type_name, CREATED)
-        given = parse_assignments(spec, assignments)
+        return self.create(type_name, parse_assignments(spec, assignments))
+
+    def create(self, type_name: str, given: dict[str, Any], entity_id: str | None = None
+               ) -> str:
+        """Create from stored values (references as REFs); `entity_id`: a UUID the caller
+        chose (app capture names rows by natural key), else a new one."""
+        spec = self._writable(type_name, CREATED)
         values: dict[str, Any] = {f.name: f.default for f in spec.fields}
         values.update({r.name: None for r in spec.references})
         values.update(given)
@@ -100,7 +106,7 @@ class Entities:
                                   f"(--set {missing[0]}=...)")
         payload, columns = self._resolve(spec, values)
         self._require_unique(spec, columns, None)
-        entity_id = str(uuid.uuid4())
+        entity_id = entity_id or str(uuid.uuid4())
         self._authorize(spec, CREATED, payload)
         self._append(spec, entity_id, 1, CREATED, payload)
         self.connection.execute(self.tables[type_name].insert().values(
@@ -108,10 +114,15 @@ class Entities:
         return entity_id
 
     def update(self, ref: str, assignments: Iterable[str]) -> str:
+        spec, _ = self.find(ref)
+        self._writable(spec.name, UPDATED)
+        return self.change(ref, parse_assignments(spec, assignments))
+
+    def change(self, ref: str, given: dict[str, Any]) -> str:
+        """Update from stored values (references as REFs); only real changes are recorded."""
         spec, row = self.find(ref)
         self._writable(spec.name, UPDATED)
         current = self.values(spec, row)
-        given = parse_assignments(spec, assignments)
         if not given:
             raise UsageError("nothing to change: give at least one --set FIELD=VALUE")
         for name, value in given.items():
