@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dms_project import production, reinit, show
-
 from conftest import Result
+from dms_project import production, reinit, show
 
 COUNTS = {"User": 10, "WorkflowState": 5, "Document": 5, "Workflow": 4, "Placeholder": 32,
           "BackupConfig": 14, "BackupJob": 3, "RestoreJob": 2}

@@ -36,7 +36,7 @@ URL_KEY, MAPPING_KEY, IDENTITY_KEY = "app_url", "app_mapping", "app_identity"
 
 def public_url(url: str) -> str:
     """The URL without its password (never stored)."""
-    return make_url(url).set(password=None).render_as_string(hide_password=False)
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
 
 
 def _get(connection: Connection, key: str) -> Any:
