@@ -47,7 +47,7 @@ def test_the_story_through_the_cli(cli: Callable[..., Result], make_db: Callable
     assert after["counts"] == COUNTS
     assert after == before  # authors and reviewers the same people, values exact
     # the identity map now names the target's rows: nothing to record
-    again = cli("app", "capture", "--source", target, db=fresh_vault)
+    again = cli("app", "capture", db=fresh_vault)  # the URL restore recorded
     assert (again.code, again.out) == (0, "nothing changed: no events appended\n"), again.err
 
 
