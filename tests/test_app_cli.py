@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,3 +109,29 @@ def test_reattach_unchanged_and_restore_at_a_seq(cli: Callable[..., Result],
     assert restored.code == 0, restored.err
     assert json.loads(restored.out)["counts"]["auth_user"] == 10
     assert show(target)["counts"]["User"] == 10
+
+
+def test_reattach_after_a_migration_evolves_the_schema(cli: Callable[..., Result],
+                                                       tmp_path: Path) -> None:
+    app = tmp_path / "app.db"
+    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+    with sqlite3.connect(app) as connection:
+        connection.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+                           "UNIQUE)")
+        connection.execute("CREATE TABLE log (at TEXT)")
+        connection.execute("INSERT INTO item (name) VALUES ('a')")
+    refused = cli("app", "attach", f"sqlite:///{app}", db=vault)
+    assert refused.code != 0 and "--exclude log" in refused.err and "Traceback" not in refused.err
+    attached = cli("app", "attach", f"sqlite:///{app}", "--exclude", "l*", db=vault)
+    assert attached.code == 0, attached.err
+    assert "log" in attached.out and "excluded" in attached.out
+    assert cli("app", "capture", db=vault).code == 0
+    with sqlite3.connect(app) as connection:  # the application migrates
+        connection.execute("ALTER TABLE item ADD COLUMN note TEXT")
+        connection.execute("UPDATE item SET note = 'n'")
+    again = cli("app", "attach", f"sqlite:///{app}", "--exclude", "l*", db=vault)
+    assert again.code == 0, again.err
+    assert "schema version 2" in again.out and "note" in again.out
+    changed = json.loads(cli("app", "capture", "--json", db=vault).out)
+    assert (changed["updated"], changed["events"]) == (1, 1)
+    assert "nothing changed" in cli("app", "capture", db=vault).out

@@ -50,8 +50,7 @@ def attach(context: VaultContext, app_url: str, patterns: tuple[str, ...], actor
     click.echo(f"attached {done.url} (schema version {done.version})")
     for decision in decisions:
         rest = {k: v for k, v in decision.items() if k not in ("table", "decision")}
-        detail = "; ".join(f"{k} {v if not isinstance(v, list) else ', '.join(map(str, v))}"
-                           for k, v in rest.items())
+        detail = "; ".join(f"{k} {_shown(v)}" for k, v in rest.items() if v not in ({}, []))
         click.echo(f"  {decision['table']:<28} {decision['decision']:<9} {detail}".rstrip())
     for note in done.notes:
         click.echo(f"  {note}")
@@ -110,3 +109,11 @@ def restore(context: VaultContext, target_url: str, at_seq: int | None, at_time:
         click.echo(f"  {name:<28} {report.counts[name]:>7}  inserted "
                    f"{report.inserted.get(name, 0)}, updated {report.updated.get(name, 0)}")
 
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)
