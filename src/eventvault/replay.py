@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, MetaData, inspect
 
 from eventvault import engine as engines
-from eventvault import log_state, projection, schema, store, vault_schema
+from eventvault import log_state, projection, schema, storage, store, vault_schema
 from eventvault.catalog import Catalog, compile_schema
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
@@ -94,12 +94,20 @@ def replay(
     for reader in readers:  # every checksum, before the target is touched at all
         reader.check_frames()
     stop = _stop_seq(readers, until_seq, at)
-    path = engines.sqlite_path(target.url)
+    path = engines.file_path(target.url)
     existed = path is not None and path.exists()
     replacing = False
     if not dry_run or existed:
         replacing = _check_target(target, replace, actor, command) and not dry_run
+    # Where DDL commits by itself (MariaDB) a failed replay cannot roll back: it is undone by
+    # hand instead (_undo_replay), and a dry run over a vault would destroy it.
+    undo_by_hand = not storage.for_url(target.url).transactional_ddl
+    if undo_by_hand and dry_run and _has_tables(target):
+        raise UsageError(f"{target.where}: a dry run needs an empty database on "
+                         f"{storage.for_url(target.url).name}, whose schema changes cannot be "
+                         "rolled back; dry-run into an empty database or a SQLite file")
     safety: Path | None = None
+    touched = False  # the target's schema was touched
     try:
         with target.connect(write=True, create=True, bulk=True) as connection, _gc_paused():
             # One transaction holds the vault's write lock from the safety snapshot through
@@ -114,6 +122,7 @@ def replay(
                                               "to as the replay began); use --replace")
                     safety = _safety_path(safety_path)
                     snapshot(target, safety, connection=connection)
+            touched = True
             result = _replay_into(connection, readers, stop, actor, progress)
             result.safety_snapshot = safety
             result.seconds = time.monotonic() - started
@@ -121,9 +130,13 @@ def replay(
                 raise _DryRunDone(result)
         return result
     except _DryRunDone as done:
+        if undo_by_hand:
+            _drop_every_table(target)
         done.result.dry_run = True
         return done.result
     except BaseException as error:
+        if undo_by_hand and touched:
+            _undo_replay(target, safety, error)
         if safety is None or not safety.exists():
             raise
         safety.unlink()  # the target is unchanged: that copy of it is not needed
@@ -153,6 +166,39 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _has_tables(target: Vault) -> bool:
+    with target.connect() as connection:
+        return bool(inspect(connection).get_table_names())
+
+
+def _drop_every_table(target: Vault) -> None:
+    """What a replay created in a database that held nothing (it was checked empty)."""
+    with target.connect(write=True) as connection:
+        found = MetaData()
+        found.reflect(connection)
+        found.drop_all(connection)
+
+
+def _undo_replay(target: Vault, safety: Path | None, error: BaseException) -> None:
+    """A failed replay on an engine whose DDL commits by itself: an empty target is emptied
+    again; a replaced vault is restored from its safety snapshot (with a restore_job of its
+    own), and the snapshot is kept. Raises the outcome; returns only if nothing was changed."""
+    if safety is None:
+        _drop_every_table(target)
+        return
+    _drop_every_table(target)
+    try:
+        replay(target, [safety])
+    except EventVaultError as second:
+        raise type(error)(f"{error}; restoring the replaced vault from its safety snapshot "
+                          f"{safety} failed too ({second}): replay it with --replace") from None
+    if not isinstance(error, EventVaultError):
+        raise error
+    raise type(error)(f"{error}; {storage.for_url(target.url).name} cannot roll back a "
+                      f"replay, so the replaced vault was restored from its safety snapshot "
+                      f"{safety} (kept)") from None
 
 
 def _has_events(target: Vault) -> bool:
@@ -204,7 +250,7 @@ def _seq_at_time(readers: list[PackageReader], at: int) -> int:
 def _check_target(target: Vault, replace: bool, actor: str, command: str) -> bool:
     """Refuse a target that holds anything unless --replace (by an actor allowed to replace
     the vault); True when a vault with events is to be replaced."""
-    path = engines.sqlite_path(target.url)
+    path = engines.file_path(target.url)
     if path is not None and not path.exists():
         return False
     with target.connect() as connection:
@@ -258,7 +304,8 @@ def _replay_into(
     # Secondary indexes are built once after loading, by sorting, instead of being updated
     # row by row (the same definitions as the migrations': the drift test holds them equal).
     log_indexes = list(events.indexes)
-    table_indexes = [index for table in tables.values() for index in table.indexes]
+    table_indexes = storage.for_connection(connection).droppable_indexes(
+        [index for table in tables.values() for index in table.indexes])
     for index in (*log_indexes, *table_indexes):
         index.drop(connection)
     # The fold runs beside the copy of the log, in a helper process when that pays.
