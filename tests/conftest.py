@@ -157,7 +157,7 @@ def make_db(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 
 # The engines the whole suite runs on (MariaDB joins once the suite passes on it; until then
 # it runs the storage contract, tests/test_storage_mariadb.py).
-SUITE_ENGINES = ("sqlite", "postgresql")
+SUITE_ENGINES = ENGINES
 
 
 @pytest.fixture(params=SUITE_ENGINES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -99,13 +100,10 @@ def replay(
     replacing = False
     if not dry_run or existed:
         replacing = _check_target(target, replace, actor, command) and not dry_run
-    # Where DDL commits by itself (MariaDB) a failed replay cannot roll back: it is undone by
-    # hand instead (_undo_replay), and a dry run over a vault would destroy it.
+    # Where DDL commits by itself (MariaDB) a replay cannot roll back: it is rehearsed in a
+    # scratch SQLite file first (every check of the packages, the fold and the digests), and
+    # one that still fails is undone by hand (_undo_replay).
     undo_by_hand = not storage.for_url(target.url).transactional_ddl
-    if undo_by_hand and dry_run and _has_tables(target):
-        raise UsageError(f"{target.where}: a dry run needs an empty database on "
-                         f"{storage.for_url(target.url).name}, whose schema changes cannot be "
-                         "rolled back; dry-run into an empty database or a SQLite file")
     safety: Path | None = None
     touched = False  # the target's schema was touched
     try:
@@ -122,6 +120,10 @@ def replay(
                                               "to as the replay began); use --replace")
                     safety = _safety_path(safety_path)
                     snapshot(target, safety, connection=connection)
+            if undo_by_hand:
+                rehearsed = _rehearse(readers, stop, actor)
+                if dry_run:
+                    raise _DryRunDone(rehearsed)
             touched = True
             result = _replay_into(connection, readers, stop, actor, progress)
             result.safety_snapshot = safety
@@ -130,8 +132,6 @@ def replay(
                 raise _DryRunDone(result)
         return result
     except _DryRunDone as done:
-        if undo_by_hand:
-            _drop_every_table(target)
         done.result.dry_run = True
         return done.result
     except BaseException as error:
@@ -168,9 +168,13 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _has_tables(target: Vault) -> bool:
-    with target.connect() as connection:
-        return bool(inspect(connection).get_table_names())
+def _rehearse(readers: list[PackageReader], stop: int, actor: str) -> ReplayResult:
+    """The replay into a scratch SQLite file: a bad package fails here, before a target whose
+    schema changes cannot be rolled back is touched."""
+    with tempfile.TemporaryDirectory(prefix="eventvault-rehearsal-") as scratch, \
+            Vault(f"sqlite:///{Path(scratch) / 'rehearsal.db'}") as rehearsal:
+        return replay(rehearsal, [reader.path for reader in readers], until_seq=stop,
+                      actor=actor)
 
 
 def _drop_every_table(target: Vault) -> None:

@@ -126,8 +126,12 @@ class Vault:
                 connection = engine_storage.consistent(connection)
             try:
                 with connection.begin():
+                    if write:
+                        engine_storage.begin_write(connection)
                     yield connection
             finally:
+                if write:
+                    engine_storage.end_write(connection)
                 if bulk_mode:
                     engine_storage.leave_bulk_mode(connection)
 

@@ -83,6 +83,14 @@ class Storage(ABC):
 
     # --- locks ---------------------------------------------------------------------------
 
+    def begin_write(self, connection: Connection) -> None:
+        """At the start of every write transaction (Vault.connect(write=True))."""
+        return
+
+    def end_write(self, connection: Connection) -> None:
+        """After a write transaction ended, committed or not; must not raise."""
+        return
+
     @abstractmethod
     def lock_for_append(self, connection: Connection) -> None:
         """Serialise appends to the commit: seq order must be commit order, gapless."""
