@@ -1,9 +1,10 @@
-"""Test fixtures: real vaults on a SQLite file and on the PostgreSQL server, and a CLI runner.
+"""Test fixtures: real vaults on a SQLite file, the PostgreSQL and the MariaDB server, and a
+CLI runner.
 
-Every storage test runs on both engines through the `db_url` fixture. The PostgreSQL server
-outlives the test run, so each test gets its own uniquely named database, dropped afterwards.
+Every storage test runs on the three engines through the `db_url` fixture. The servers
+outlive the test run, so each test gets its own uniquely named database, dropped afterwards.
 Without a reachable server those tests are skipped with the reason, except where
-EVENTVAULT_REQUIRE_POSTGRES=1 (CI), where they fail.
+EVENTVAULT_REQUIRE_POSTGRES=1 / EVENTVAULT_REQUIRE_MARIADB=1 (CI), where they fail.
 """
 
 from __future__ import annotations
@@ -42,6 +43,28 @@ def postgres_problem() -> str | None:
             first = str(error).strip().splitlines()[0]
             _pg_problem.append(f"PostgreSQL at {PG_SERVER} is not reachable: {first}")
     return _pg_problem[0]
+
+
+MARIADB_SERVER = os.environ.get(
+    "EVENTVAULT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/"
+)
+MARIADB_REQUIRED = os.environ.get("EVENTVAULT_REQUIRE_MARIADB") == "1"
+_mariadb_problem: list[str | None] = []
+
+
+def mariadb_problem() -> str | None:
+    """Why MariaDB cannot be used, or None when it can (checked once)."""
+    if not _mariadb_problem:
+        try:
+            engine = create_engine(MARIADB_SERVER, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+            _mariadb_problem.append(None)
+        except Exception as error:  # any failure means: not usable here
+            first = str(error).strip().splitlines()[0]
+            _mariadb_problem.append(f"MariaDB at {MARIADB_SERVER} is not reachable: {first}")
+    return _mariadb_problem[0]
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -90,19 +113,54 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@contextlib.contextmanager
+def mariadb_database() -> Iterator[str]:
+    problem = mariadb_problem()
+    if problem:
+        if MARIADB_REQUIRED:
+            pytest.fail(f"{problem} (EVENTVAULT_REQUIRE_MARIADB=1)")
+        pytest.skip(problem)
+    name = f"evtest_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(MARIADB_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE `{name}`"))
+    try:
+        yield make_url(MARIADB_SERVER).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            # Sessions a test left open would hold metadata locks the DROP waits for.
+            for (session,) in connection.execute(text(
+                    "SELECT id FROM information_schema.processlist WHERE db = :d"),
+                    {"d": name}).all():
+                with contextlib.suppress(Exception):
+                    connection.execute(text(f"KILL {int(session)}"))
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+ENGINES = ("sqlite", "postgresql", "mariadb")
+
+
 @pytest.fixture
 def make_db(tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """Factory: make_db('sqlite') or make_db('postgresql') gives the URL of a new, empty db."""
+    """Factory: make_db(ENGINE) (one of ENGINES) gives the URL of a new, empty database."""
     with contextlib.ExitStack() as stack:
         def make(engine: str) -> str:
             if engine == "sqlite":
                 return f"sqlite:///{tmp_path / f'vault-{uuid.uuid4().hex[:8]}.db'}"
+            if engine == "mariadb":
+                return stack.enter_context(mariadb_database())
             return stack.enter_context(postgres_database())
 
         yield make
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The engines the whole suite runs on (MariaDB joins once the suite passes on it; until then
+# it runs the storage contract, tests/test_storage_mariadb.py).
+SUITE_ENGINES = ENGINES
+
+
+@pytest.fixture(params=SUITE_ENGINES)
 def db_url(request: pytest.FixtureRequest, make_db: Callable[[str], str]) -> str:
     """An empty database on each engine in turn."""
     return make_db(request.param)

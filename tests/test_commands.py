@@ -43,7 +43,7 @@ def test_status_json_shape(demo_db: str, cli) -> None:
     assert set(found) == {"vault_id", "url", "schema_revision", "head_seq", "head_hash",
                           "state_digest", "counts"}
     assert found["schema_revision"] == schema.head_revision()
-    assert found["url"].split(":")[0] in ("sqlite", "postgresql+psycopg")
+    assert found["url"].split(":")[0] in ("sqlite", "postgresql+psycopg", "mysql+pymysql")
     assert isinstance(found["head_seq"], int) and len(found["head_hash"]) == 64
     assert found["counts"] == {
         "user": 10, "document": 5, "workflow": 4, "workflow_state": 6, "placeholder": 32,

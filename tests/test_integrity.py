@@ -58,7 +58,7 @@ def test_status_reads_the_state_maintained_with_every_write(demo_db: str, cli) -
     # status reads the maintained values, not the tables: a row changed behind the log's
     # back changes nothing it reports.
     raw(demo_db, f"UPDATE documents SET title = 'T' WHERE id = {FIRST_DOCUMENT}",
-        "DELETE FROM placeholders WHERE key = 'watermark'")
+        "DELETE FROM placeholders WHERE \"key\" = 'watermark'")
     assert status(cli, demo_db) == before
 
 
@@ -133,8 +133,8 @@ def test_rebuild_repairs_every_kind_of_drift_and_leaves_the_log(demo_db: str, cl
     truth = export(cli, demo_db)
     raw(demo_db,
         f"UPDATE documents SET title = 'T', version = version + 5 WHERE id = {FIRST_DOCUMENT}",
-        "DELETE FROM placeholders WHERE key = 'watermark'",
-        "INSERT INTO placeholders (uuid, version, key, value, description) VALUES "
+        "DELETE FROM placeholders WHERE \"key\" = 'watermark'",
+        "INSERT INTO placeholders (uuid, version, \"key\", value, description) VALUES "
         "('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 1, 'forged', '', '')")
     assert cli("verify", db=demo_db).code == 1
     assert cli("rebuild", db=demo_db).code == 2  # --as is required
@@ -206,7 +206,7 @@ def test_the_vault_id_is_bound_into_the_chain(demo_db: str, cli, tmp_path: Path)
     first = json.loads(cli("audit", "log", "--json", db=demo_db).lines[0])
     assert first["reason"] == f"vault {vault_id} created"
     other = "11111111-1111-4111-8111-111111111111"
-    raw(demo_db, f"UPDATE vault_meta SET value = '{other}' WHERE key = 'vault_id'")
+    raw(demo_db, f"UPDATE vault_meta SET value = '{other}' WHERE \"key\" = 'vault_id'")
     result = cli("verify", db=demo_db)
     assert result.code == 1 and f"binds vault {vault_id}" in result.err
     package = tmp_path / "p.evpkg"

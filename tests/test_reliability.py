@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from eventvault import storage
 from eventvault.errors import ConcurrencyError
 from eventvault.package import PackageReader
 from eventvault.vault import Vault
@@ -166,8 +167,10 @@ def raw(db: str, *statements: str) -> None:
         if engine.dialect.name == "postgresql":
             connection.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
         else:
-            connection.execute(text("DROP TRIGGER IF EXISTS events_no_update"))
-            connection.execute(text("DROP TRIGGER IF EXISTS events_no_delete"))
+            for undo in storage.for_connection(connection).drop_append_only_guard():
+                connection.execute(text(undo))
+        if engine.dialect.name == "mysql":  # "key" is an identifier, as in standard SQL
+            connection.execute(text("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')"))
         for statement in statements:
             connection.execute(text(statement))
     engine.dispose()
@@ -197,10 +200,10 @@ def test_verify_finds_the_first_tampered_event(demo_db: str, cli, statements: li
 @pytest.mark.parametrize("statement, finding", [
     ("UPDATE documents SET title = 'changed behind the log' WHERE id = "
      "(SELECT MIN(id) FROM documents)", "differs from the log"),
-    ("INSERT INTO placeholders (uuid, version, key, value, description) VALUES "
+    ("INSERT INTO placeholders (uuid, version, \"key\", value, description) VALUES "
      "('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 1, 'forged', '', '')",
      "placeholder aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa is in the tables but not in the log"),
-    ("DELETE FROM placeholders WHERE key = 'watermark'", "is in the log but not in the tables"),
+    ("DELETE FROM placeholders WHERE \"key\" = 'watermark'", "is in the log but not in the tables"),
 ])
 def test_verify_finds_projection_rows_changed_behind_the_log(demo_db: str, cli, statement: str,
                                                              finding: str) -> None:

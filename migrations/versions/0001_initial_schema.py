@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+from eventvault import storage
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# MariaDB's TEXT and BLOB hold 64 KiB, less than a value or a record may: there they are
+# MEDIUMTEXT and LONGBLOB (tables.py); the other engines' DDL is unchanged.
+TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+RECORD = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+HASH = sa.LargeBinary(length=32).with_variant(mysql.BINARY(32), "mysql", "mariadb")
 
 
 def upgrade() -> None:
@@ -22,8 +31,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("schedule", sa.Text(), nullable=False),
+        sa.Column("name", TEXT, nullable=False),
+        sa.Column("schedule", TEXT, nullable=False),
         sa.Column("retention_days", sa.Integer(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_configs")),
@@ -45,10 +54,10 @@ def upgrade() -> None:
         sa.Column("event_type", sa.String(length=32), nullable=False),
         sa.Column("schema_version", sa.SmallInteger(), nullable=False),
         sa.Column("actor_id", sa.String(length=36), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("reason", TEXT, nullable=True),
         sa.Column("recorded_at", sa.BigInteger(), nullable=False),
-        sa.Column("record", sa.LargeBinary(), nullable=False),
-        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("record", RECORD, nullable=False),
+        sa.Column("hash", HASH, nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
     )
     op.create_index(op.f("ix_events_actor_id_seq"), "events", ["actor_id", "seq"], unique=False)
@@ -68,9 +77,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("key", TEXT, nullable=False),
+        sa.Column("value", TEXT, nullable=False),
+        sa.Column("description", TEXT, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_placeholders")),
     )
     op.create_index(op.f("ix_placeholders_key"), "placeholders", ["key"], unique=True)
@@ -80,9 +89,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("username", sa.Text(), nullable=False),
-        sa.Column("email", sa.Text(), nullable=False),
-        sa.Column("role", sa.Text(), nullable=False),
+        sa.Column("username", TEXT, nullable=False),
+        sa.Column("email", TEXT, nullable=False),
+        sa.Column("role", TEXT, nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
@@ -91,7 +100,7 @@ def upgrade() -> None:
     op.create_table(
         "vault_meta",
         sa.Column("key", sa.String(length=64), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("value", TEXT, nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_vault_meta")),
     )
     op.create_table(
@@ -99,8 +108,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("transitions", sa.Text(), nullable=False),
+        sa.Column("name", TEXT, nullable=False),
+        sa.Column("transitions", TEXT, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_states")),
     )
     op.create_index(op.f("ix_workflow_states_name"), "workflow_states", ["name"], unique=True)
@@ -110,8 +119,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=False),
-        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("status", TEXT, nullable=False),
+        sa.Column("note", TEXT, nullable=False),
         sa.Column("config_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["config_id"],
@@ -127,8 +136,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("title", sa.Text(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("title", TEXT, nullable=False),
+        sa.Column("status", TEXT, nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("reviewer_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -147,8 +156,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("status", sa.Text(), nullable=False),
-        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("status", TEXT, nullable=False),
+        sa.Column("note", TEXT, nullable=False),
         sa.Column("requested_by_id", sa.Integer(), nullable=False),
         sa.Column("backup_job_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -200,75 +209,62 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _drop_append_only_guard()
-    op.drop_index(op.f("ix_workflows_uuid"), table_name="workflows")
-    op.drop_index(op.f("ix_workflows_document_id"), table_name="workflows")
-    op.drop_index(op.f("ix_workflows_current_state_id"), table_name="workflows")
-    op.drop_index(op.f("ix_workflows_assignee_id"), table_name="workflows")
+    _drop_index(op.f("ix_workflows_uuid"), table_name="workflows")
+    _drop_index(op.f("ix_workflows_document_id"), table_name="workflows")
+    _drop_index(op.f("ix_workflows_current_state_id"), table_name="workflows")
+    _drop_index(op.f("ix_workflows_assignee_id"), table_name="workflows")
     op.drop_table("workflows")
-    op.drop_index(op.f("ix_restore_jobs_uuid"), table_name="restore_jobs")
-    op.drop_index(op.f("ix_restore_jobs_requested_by_id"), table_name="restore_jobs")
-    op.drop_index(op.f("ix_restore_jobs_backup_job_id"), table_name="restore_jobs")
+    _drop_index(op.f("ix_restore_jobs_uuid"), table_name="restore_jobs")
+    _drop_index(op.f("ix_restore_jobs_requested_by_id"), table_name="restore_jobs")
+    _drop_index(op.f("ix_restore_jobs_backup_job_id"), table_name="restore_jobs")
     op.drop_table("restore_jobs")
-    op.drop_index(op.f("ix_documents_uuid"), table_name="documents")
-    op.drop_index(op.f("ix_documents_reviewer_id"), table_name="documents")
-    op.drop_index(op.f("ix_documents_author_id"), table_name="documents")
+    _drop_index(op.f("ix_documents_uuid"), table_name="documents")
+    _drop_index(op.f("ix_documents_reviewer_id"), table_name="documents")
+    _drop_index(op.f("ix_documents_author_id"), table_name="documents")
     op.drop_table("documents")
-    op.drop_index(op.f("ix_backup_jobs_uuid"), table_name="backup_jobs")
-    op.drop_index(op.f("ix_backup_jobs_config_id"), table_name="backup_jobs")
+    _drop_index(op.f("ix_backup_jobs_uuid"), table_name="backup_jobs")
+    _drop_index(op.f("ix_backup_jobs_config_id"), table_name="backup_jobs")
     op.drop_table("backup_jobs")
-    op.drop_index(op.f("ix_workflow_states_uuid"), table_name="workflow_states")
-    op.drop_index(op.f("ix_workflow_states_name"), table_name="workflow_states")
+    _drop_index(op.f("ix_workflow_states_uuid"), table_name="workflow_states")
+    _drop_index(op.f("ix_workflow_states_name"), table_name="workflow_states")
     op.drop_table("workflow_states")
     op.drop_table("vault_meta")
-    op.drop_index(op.f("ix_users_uuid"), table_name="users")
-    op.drop_index(op.f("ix_users_username"), table_name="users")
+    _drop_index(op.f("ix_users_uuid"), table_name="users")
+    _drop_index(op.f("ix_users_username"), table_name="users")
     op.drop_table("users")
-    op.drop_index(op.f("ix_placeholders_uuid"), table_name="placeholders")
-    op.drop_index(op.f("ix_placeholders_key"), table_name="placeholders")
+    _drop_index(op.f("ix_placeholders_uuid"), table_name="placeholders")
+    _drop_index(op.f("ix_placeholders_key"), table_name="placeholders")
     op.drop_table("placeholders")
-    op.drop_index(op.f("ix_events_recorded_at"), table_name="events")
-    op.drop_index(op.f("ix_events_event_id"), table_name="events")
-    op.drop_index(op.f("ix_events_entity_type_seq"), table_name="events")
-    op.drop_index(op.f("ix_events_entity_id_entity_version"), table_name="events")
-    op.drop_index(op.f("ix_events_actor_id_seq"), table_name="events")
+    _drop_index(op.f("ix_events_recorded_at"), table_name="events")
+    _drop_index(op.f("ix_events_event_id"), table_name="events")
+    _drop_index(op.f("ix_events_entity_type_seq"), table_name="events")
+    _drop_index(op.f("ix_events_entity_id_entity_version"), table_name="events")
+    _drop_index(op.f("ix_events_actor_id_seq"), table_name="events")
     op.drop_table("events")
-    op.drop_index(op.f("ix_backup_configs_uuid"), table_name="backup_configs")
-    op.drop_index(op.f("ix_backup_configs_name"), table_name="backup_configs")
+    _drop_index(op.f("ix_backup_configs_uuid"), table_name="backup_configs")
+    _drop_index(op.f("ix_backup_configs_name"), table_name="backup_configs")
     op.drop_table("backup_configs")
 
 
 # The log is append-only in the database itself, not only by convention: any UPDATE or
-# DELETE of an event (and TRUNCATE on PostgreSQL) is rejected by a trigger.
-GUARD_MESSAGE = "events are append-only"
+# DELETE of an event (and TRUNCATE where the engine can catch it) is rejected by a trigger,
+# each engine's own (storage/, `append_only_guard`).
+
+
+def _drop_index(name: str, table_name: str) -> None:
+    # Each index dropped here goes before its table. InnoDB refuses to drop a foreign key's
+    # index, and DROP TABLE removes every index with the table anyway.
+    if storage.for_connection(op.get_bind()).drops_foreign_key_indexes:
+        op.drop_index(name, table_name=table_name)
 
 
 def _create_append_only_guard() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            "CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ BEGIN RAISE EXCEPTION '{GUARD_MESSAGE}'; END $$"
-        )
-        op.execute(
-            "CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events "
-            "FOR EACH ROW EXECUTE FUNCTION events_append_only()"
-        )
-        op.execute(
-            "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
-            "FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()"
-        )
-    else:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
-                f"BEGIN SELECT RAISE(ABORT, '{GUARD_MESSAGE}'); END"
-            )
+    bind = op.get_bind()
+    for statement in storage.for_connection(bind).append_only_guard():
+        op.execute(statement)
 
 
 def _drop_append_only_guard() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS events_no_truncate ON events")
-        op.execute("DROP TRIGGER IF EXISTS events_no_change ON events")
-        op.execute("DROP FUNCTION IF EXISTS events_append_only()")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS events_no_update")
-        op.execute("DROP TRIGGER IF EXISTS events_no_delete")
+    bind = op.get_bind()
+    for statement in storage.for_connection(bind).drop_append_only_guard():
+        op.execute(statement)

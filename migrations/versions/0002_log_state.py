@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0002"
 down_revision = "0001"
@@ -24,7 +25,9 @@ def upgrade() -> None:
         "log_state",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("head_seq", sa.BigInteger(), nullable=False),
-        sa.Column("head_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("head_hash", sa.LargeBinary(length=32).with_variant(mysql.BINARY(32), "mysql",
+                                                                        "mariadb"),
+                  nullable=False),
         sa.Column("state_digest", sa.String(length=64), nullable=False),
         sa.Column("counts", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_log_state")),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import pwd
@@ -12,17 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 
+from eventvault import storage
 from eventvault.errors import StoreUnavailableError, UsageError
+from eventvault.storage import WRITE as WRITE  # the execution option, for the callers
+from eventvault.storage.sqlite import BUSY_TIMEOUT, busy_timeout
 
 DEFAULT_URL = "sqlite:///eventvault.db"
-WRITE = "eventvault_write"
-BUSY_TIMEOUT = "EVENTVAULT_BUSY_TIMEOUT"  # seconds a SQLite vault waits for another's lock
-DEFAULT_BUSY_TIMEOUT = 30.0
 # user:password@ in a URL, with or without the scheme: what a message must never show.
 _CREDENTIALS = re.compile(r"([^\s:/@]*:)[^\s@/]*@")
 
@@ -30,19 +29,6 @@ _CREDENTIALS = re.compile(r"([^\s:/@]*:)[^\s@/]*@")
 def without_password(text: str) -> str:
     """`text` with the password of any URL in it replaced by ***."""
     return _CREDENTIALS.sub(r"\1***@", text)
-
-
-def busy_timeout() -> float:
-    text = os.environ.get(BUSY_TIMEOUT, "")
-    if not text:
-        return DEFAULT_BUSY_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 10**6:
-        raise UsageError(f"{BUSY_TIMEOUT}={text!r} is not a number of seconds")
-    return value
 
 
 def resolve_url(url: str | None) -> URL:
@@ -53,37 +39,27 @@ def resolve_url(url: str | None) -> URL:
     except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UsageError(
             f"malformed database URL {without_password(text)!r}; expected e.g. "
-            "sqlite:///vault.db or "
-            "postgresql://user@host/dbname"
+            "sqlite:///vault.db, "
+            "postgresql://user@host/dbname or mysql+pymysql://user@host/dbname"
         ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise UsageError(
-            f"unsupported database {parsed.get_backend_name()!r}; use sqlite:/// or postgresql://"
-        )
-    return parsed
+    return storage.for_url(parsed).normalise(parsed)
 
 
-def sqlite_path(url: URL) -> Path | None:
-    """The file behind a SQLite URL, or None for memory databases and other engines."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
+def file_path(url: URL) -> Path | None:
+    """The file behind a URL (SQLite), or None for memory databases and servers."""
+    return storage.for_url(url).file_path(url)
 
 
 def create(url: URL) -> Engine:
     try:
-        if url.get_backend_name() == "sqlite":
-            engine = create_engine(url, connect_args={"timeout": busy_timeout()})
-            _configure_sqlite(engine)
-        else:
-            engine = create_engine(url, pool_pre_ping=False)
+        engine_storage = storage.for_url(url)
+        engine = engine_storage.create_engine(url)
     except ImportError as error:
-        if url.get_backend_name() == "postgresql":
+        if engine_storage.driver_extra:
             raise UsageError(
-                f"PostgreSQL needs the psycopg driver, which is not installed ({error}); "
-                "install it with: pip install 'eventvault[postgres]'"
+                f"{engine_storage.name} needs the {engine_storage.driver} driver, which is not "
+                f"installed ({error}); install it with: "
+                f"pip install 'eventvault[{engine_storage.driver_extra}]'"
             ) from None
         raise UsageError(f"cannot use database URL {url.render_as_string(hide_password=True)}: "
                          f"{without_password(str(error))}") from None
@@ -91,43 +67,6 @@ def create(url: URL) -> Engine:
         raise UsageError(f"cannot use database URL {url.render_as_string(hide_password=True)}: "
                          f"{without_password(str(error))}") from None
     return engine
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    # pysqlite's own transaction handling would commit before DDL and defer BEGIN; take it
-    # over so DDL is transactional and writers take the write lock up front (BEGIN
-    # IMMEDIATE), which avoids deadlocks between two writers that both read first.
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection: Connection) -> None:
-        mode = "IMMEDIATE" if connection.get_execution_options().get(WRITE) else "DEFERRED"
-        connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def leave_wal(raw: sqlite3.Connection) -> None:
-    """Switch to a rollback journal if this is the only connection to the file; if it is
-    not (a live vault), stay in WAL mode rather than wait for the others or fail."""
-    raw.execute("PRAGMA busy_timeout = 0")
-    try:
-        raw.execute("PRAGMA journal_mode = DELETE")
-    except sqlite3.OperationalError:
-        pass
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
-
-
-def enter_wal(raw: sqlite3.Connection) -> None:
-    """Back to WAL mode; if another connection is in the way, the next to open sets it."""
-    with contextlib.suppress(sqlite3.Error):
-        raw.execute("PRAGMA journal_mode = WAL")
 
 
 class _Opened:
@@ -168,7 +107,8 @@ def connection_errors(url: URL) -> Iterator[_Opened]:
 
 _CONNECTION_LOST = ("terminating connection", "server closed the connection",
                     "connection is closed", "connection is lost", "consuming input failed",
-                    "connection lost", "broken pipe", "connection reset")
+                    "connection lost", "broken pipe", "connection reset",
+                    "lost connection", "server has gone away")
 
 
 def describe(error: BaseException) -> str:
@@ -195,6 +135,7 @@ def _is_connect_failure(error: BaseException) -> bool:
         for marker in (
             "connection", "could not translate", "does not exist", "unable to open",
             "authentication", "timeout", "refused", "no such host", "password",
+            "can't connect", "unknown database", "access denied",
         )
     )
 
@@ -211,9 +152,10 @@ def os_user() -> str:
 
 
 def authenticated_principal(connection: Connection) -> dict[str, str]:
-    """Who is really writing: the OS user, and on PostgreSQL the database session_user (the
-    role that logged in, which SET ROLE does not change). SQLite has no users of its own."""
+    """Who is really writing: the OS user, and where the engine has accounts the database
+    session user (the role that logged in, which SET ROLE does not change)."""
     principal = {"os": os_user()}
-    if connection.dialect.name == "postgresql":
-        principal["db"] = str(connection.exec_driver_sql("SELECT session_user").scalar_one())
+    user = storage.for_connection(connection).session_user(connection)
+    if user is not None:
+        principal["db"] = user
     return principal

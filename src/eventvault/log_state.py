@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from eventvault import codec, vault_schema
+from eventvault import codec, storage, vault_schema
 from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, schema_from_payload
 from eventvault.digest import MODULUS, entity_hash
 from eventvault.errors import ConcurrencyError, IntegrityError
@@ -113,7 +113,7 @@ class Tracker:
         self.history: SchemaHistory = vault_schema.history(connection)
         self._recompute = False  # a schema event moved every entity of a changed type
         self._cursor = connection.connection.cursor()
-        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        marker = storage.for_connection(connection).marker
         self._by_entity = ("SELECT record, hash FROM events WHERE entity_id = "
                            f"{marker} ORDER BY entity_version")
         # entity UUID -> (type, values or None once deleted, version)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql import Select
 
+from eventvault import storage
 from eventvault.catalog import Catalog
 from eventvault.events import FieldValue
 from eventvault.fold import StateFold
@@ -36,8 +37,11 @@ class RowWriter:
                  tables: dict[str, Any] | None = None) -> None:
         self._tables = projection if tables is None else tables
         self._cursor = connection.connection.cursor()
-        self._marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        self._returning = connection.dialect.name == "postgresql"
+        engine_storage = storage.for_connection(connection)
+        self._marker = engine_storage.marker
+        self._returning = engine_storage.returning
+        # Column names quoted where the engine reserves them (`key` on MariaDB).
+        self._quote = connection.dialect.identifier_preparer.quote
         self._sql: dict[tuple[str, ...], str] = {}
 
     def _statement(self, key: tuple[str, ...], build: Callable[[], str]) -> str:
@@ -49,7 +53,8 @@ class RowWriter:
     def select(self, type_name: str, column: str, value: object) -> dict[str, Any] | None:
         table = self._tables[type_name].name
         sql = self._statement(("select", table, column),
-                              lambda: f"SELECT * FROM {table} WHERE {column} = {self._marker}")
+                              lambda: f"SELECT * FROM {table} WHERE {self._quote(column)} = "
+                                      f"{self._marker}")
         self._cursor.execute(sql, (value,))
         row = self._cursor.fetchone()
         if row is None:
@@ -62,7 +67,8 @@ class RowWriter:
 
         def build() -> str:
             markers = ", ".join([self._marker] * len(names))
-            sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({markers})"
+            sql = (f"INSERT INTO {table} ({', '.join(map(self._quote, names))}) "
+                   f"VALUES ({markers})")
             return sql + " RETURNING id" if self._returning else sql
 
         self._cursor.execute(self._statement(("insert", table, *names), build),
@@ -76,7 +82,8 @@ class RowWriter:
         names = tuple(columns)
         sql = self._statement(
             ("update", table, *names),
-            lambda: f"UPDATE {table} SET {', '.join(f'{n} = {self._marker}' for n in names)} "
+            lambda: f"UPDATE {table} "
+                    f"SET {', '.join(f'{self._quote(n)} = {self._marker}' for n in names)} "
                     f"WHERE id = {self._marker}",
         )
         self._cursor.execute(sql, (*columns.values(), row_id))
@@ -185,23 +192,16 @@ def projection_rows(state: StateFold) -> ProjectionRows:
 def load_rows(connection: Connection, catalog: Catalog, rows: ProjectionRows) -> None:
     """Write prepared rows into empty projection tables, in registry order (referenced rows
     first), through the driver's executemany: the bulk path of a replay. The rows carry
-    their IDs, so on PostgreSQL each table's ID sequence is moved past them."""
-    postgresql = connection.dialect.name == "postgresql"
-    marker = "%s" if postgresql else "?"
+    their IDs, so each table's next ID is moved past them (storage/)."""
+    engine_storage = storage.for_connection(connection)
     cursor = connection.connection.cursor()
     tables = projection_for(catalog)
+    quote = connection.dialect.identifier_preparer.quote
     for entity in catalog.schema.types:
-        table = tables[entity.name].name
         columns = ["id", "uuid", "version", *(f.name for f in entity.fields),
                    *(r.column for r in entity.references)]
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
-               f"VALUES ({', '.join([marker] * len(columns))})")
-        found = rows[entity.name]
-        for at in range(0, len(found), LOAD_BATCH):
-            cursor.executemany(sql, found[at:at + LOAD_BATCH])
-        if postgresql and found:
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)",
-                           (len(found),))
+        engine_storage.load_rows(cursor, tables[entity.name].name, list(map(quote, columns)),
+                                 rows[entity.name], LOAD_BATCH)
     cursor.close()
 
 

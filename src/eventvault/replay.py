@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, MetaData, inspect
 
 from eventvault import engine as engines
-from eventvault import log_state, projection, schema, store, vault_schema
+from eventvault import log_state, projection, schema, storage, store, vault_schema
 from eventvault.catalog import Catalog, compile_schema
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
@@ -94,12 +95,17 @@ def replay(
     for reader in readers:  # every checksum, before the target is touched at all
         reader.check_frames()
     stop = _stop_seq(readers, until_seq, at)
-    path = engines.sqlite_path(target.url)
+    path = engines.file_path(target.url)
     existed = path is not None and path.exists()
     replacing = False
     if not dry_run or existed:
         replacing = _check_target(target, replace, actor, command) and not dry_run
+    # Where DDL commits by itself (MariaDB) a replay cannot roll back: it is rehearsed in a
+    # scratch SQLite file first (every check of the packages, the fold and the digests), and
+    # one that still fails is undone by hand (_undo_replay).
+    undo_by_hand = not storage.for_url(target.url).transactional_ddl
     safety: Path | None = None
+    touched = False  # the target's schema was touched
     try:
         with target.connect(write=True, create=True, bulk=True) as connection, _gc_paused():
             # One transaction holds the vault's write lock from the safety snapshot through
@@ -114,6 +120,11 @@ def replay(
                                               "to as the replay began); use --replace")
                     safety = _safety_path(safety_path)
                     snapshot(target, safety, connection=connection)
+            if undo_by_hand:
+                rehearsed = _rehearse(readers, stop, actor)
+                if dry_run:
+                    raise _DryRunDone(rehearsed)
+            touched = True
             result = _replay_into(connection, readers, stop, actor, progress)
             result.safety_snapshot = safety
             result.seconds = time.monotonic() - started
@@ -124,6 +135,8 @@ def replay(
         done.result.dry_run = True
         return done.result
     except BaseException as error:
+        if undo_by_hand and touched:
+            _undo_replay(target, safety, error)
         if safety is None or not safety.exists():
             raise
         safety.unlink()  # the target is unchanged: that copy of it is not needed
@@ -153,6 +166,43 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _rehearse(readers: list[PackageReader], stop: int, actor: str) -> ReplayResult:
+    """The replay into a scratch SQLite file: a bad package fails here, before a target whose
+    schema changes cannot be rolled back is touched."""
+    with tempfile.TemporaryDirectory(prefix="eventvault-rehearsal-") as scratch, \
+            Vault(f"sqlite:///{Path(scratch) / 'rehearsal.db'}") as rehearsal:
+        return replay(rehearsal, [reader.path for reader in readers], until_seq=stop,
+                      actor=actor)
+
+
+def _drop_every_table(target: Vault) -> None:
+    """What a replay created in a database that held nothing (it was checked empty)."""
+    with target.connect(write=True) as connection:
+        found = MetaData()
+        found.reflect(connection)
+        found.drop_all(connection)
+
+
+def _undo_replay(target: Vault, safety: Path | None, error: BaseException) -> None:
+    """A failed replay on an engine whose DDL commits by itself: an empty target is emptied
+    again; a replaced vault is restored from its safety snapshot (with a restore_job of its
+    own), and the snapshot is kept. Raises the outcome; returns only if nothing was changed."""
+    if safety is None:
+        _drop_every_table(target)
+        return
+    _drop_every_table(target)
+    try:
+        replay(target, [safety])
+    except EventVaultError as second:
+        raise type(error)(f"{error}; restoring the replaced vault from its safety snapshot "
+                          f"{safety} failed too ({second}): replay it with --replace") from None
+    if not isinstance(error, EventVaultError):
+        raise error
+    raise type(error)(f"{error}; {storage.for_url(target.url).name} cannot roll back a "
+                      f"replay, so the replaced vault was restored from its safety snapshot "
+                      f"{safety} (kept)") from None
 
 
 def _has_events(target: Vault) -> bool:
@@ -204,7 +254,7 @@ def _seq_at_time(readers: list[PackageReader], at: int) -> int:
 def _check_target(target: Vault, replace: bool, actor: str, command: str) -> bool:
     """Refuse a target that holds anything unless --replace (by an actor allowed to replace
     the vault); True when a vault with events is to be replaced."""
-    path = engines.sqlite_path(target.url)
+    path = engines.file_path(target.url)
     if path is not None and not path.exists():
         return False
     with target.connect() as connection:
@@ -258,7 +308,8 @@ def _replay_into(
     # Secondary indexes are built once after loading, by sorting, instead of being updated
     # row by row (the same definitions as the migrations': the drift test holds them equal).
     log_indexes = list(events.indexes)
-    table_indexes = [index for table in tables.values() for index in table.indexes]
+    table_indexes = storage.for_connection(connection).droppable_indexes(
+        [index for table in tables.values() for index in table.indexes])
     for index in (*log_indexes, *table_indexes):
         index.drop(connection)
     # The fold runs beside the copy of the log, in a helper process when that pays.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 
 import eventvault.migrations
+from eventvault import storage
 from eventvault.errors import NotAVaultError
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def upgrade(connection: Connection) -> None:
     """Bring the schema to head inside the caller's transaction."""
     from alembic import command
 
+    storage.for_connection(connection).prepare(connection)
     command.upgrade(_config(connection), "head")
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, inspect, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy import exc as sa_exc
 
-from eventvault import codec
+from eventvault import codec, storage
 from eventvault.engine import authenticated_principal
 from eventvault.errors import ConcurrencyError, UsageError
 from eventvault.events import (
@@ -30,8 +28,6 @@ from eventvault.log_state import Tracker
 from eventvault.tables import events
 
 READ_BATCH = 5000
-# The advisory lock key that serialises appends on PostgreSQL ("EVAPPEND" in ASCII).
-APPEND_LOCK_KEY = 0x4556415050454E44
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,61 +124,27 @@ class Appender:
 
 
 def lock_for_append(connection: Connection) -> None:
-    """Serialise appends so that seq order is commit order.
-
-    Without it two PostgreSQL transactions could take seq n and n+1 and commit in the
-    opposite order: a reader polling "events after n" would see n+1 first and skip n for
-    good. The lock is a transaction-level advisory lock every appender takes, held to the
-    commit: `LOCK TABLE events IN EXCLUSIVE MODE` would do the same, but PostgreSQL grants it
-    only to a role that may UPDATE, DELETE or TRUNCATE events, which a least-privilege
-    writer role (`init --writer-role`) must not. SQLite needs nothing here: write
-    transactions begin with BEGIN IMMEDIATE, which takes the database's write lock.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+    """Serialise appends so that seq order is commit order (each engine's way: storage/)."""
+    storage.for_connection(connection).lock_for_append(connection)
 
 
 def lock_for_replace(connection: Connection) -> None:
-    """Hold off every other transaction on the vault until this one (a replace) commits.
-
-    SQLite: the write transaction's BEGIN IMMEDIATE already holds the database's write lock.
-    PostgreSQL: every table in ACCESS EXCLUSIVE mode, in one statement, alembic_version
-    first. A writer reads alembic_version before it takes the append lock, so locking
-    `events` first would deadlock with a writer holding alembic_version and waiting for
-    `events` (the replace drops and recreates every table); a writer not yet started waits
-    at its first table, and finds the restored vault when the replace commits.
-    """
-    if connection.dialect.name != "postgresql":
-        return
-    names = sorted(inspect(connection).get_table_names(),
-                   key=lambda name: (name != "alembic_version", name))
-    quote = connection.dialect.identifier_preparer.quote
-    connection.exec_driver_sql(
-        f"LOCK TABLE {', '.join(quote(name) for name in names)} IN ACCESS EXCLUSIVE MODE")
+    """Hold off every other transaction on the vault until this one (a replace) commits."""
+    storage.for_connection(connection).lock_for_replace(connection)
 
 
 def insert_events(
     connection: Connection, batch: list[tuple[Event, bytes]], *, bulk: bool = False
 ) -> None:
-    """Events with their canonical records, through one plain driver executemany; `bulk`
-    (replay) uses COPY on PostgreSQL, measured ~3x faster, but its errors bypass SQLAlchemy,
-    so the command path, which must turn a duplicate version into a ConcurrencyError,
-    does not."""
-    columns = ", ".join(c.name for c in events.columns)
+    """Events with their canonical records, in one driver call; `bulk` (replay) the engine's
+    fastest load, whose errors may bypass SQLAlchemy (so the command path does not use it)."""
     rows = [
         (e.seq, event_id(e.hash), e.entity_type, e.entity_id, e.entity_version, e.event_type,
          e.schema_version, e.actor_id, e.reason, e.recorded_at, codec.to_stored(record), e.hash)
         for e, record in batch
     ]
-    if bulk and connection.dialect.name == "postgresql":
-        with connection.connection.driver_connection.cursor() as cursor, \
-                cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO events ({columns}) VALUES ({', '.join([marker] * len(events.columns))})"
-    connection.exec_driver_sql(sql, rows)
+    storage.for_connection(connection).insert_events(
+        connection, [c.name for c in events.columns], rows, bulk=bulk)
 
 
 # An event is read back from its record alone: the other columns are only its index.
@@ -195,31 +157,14 @@ def row_to_event(row: Row[tuple[object, ...]] | tuple[object, ...]) -> Event:
     return decode_record(codec.from_stored(bytes(stored)), bytes(digest))  # type: ignore[arg-type]
 
 
-_STREAMS = itertools.count(1)
-
-
 def stream_rows(connection: Connection, sql: str, parameters: tuple[object, ...] = ()
                 ) -> Iterator[tuple[Any, ...]]:
     """Rows of a plain SQL query straight from the driver, streamed in batches.
 
     For the bulk readers (snapshot), where SQLAlchemy's per-row Result machinery cost as much
-    as the database itself. `?` in `sql` is the parameter marker on every engine. PostgreSQL
-    needs a named (server-side) cursor, or the driver would fetch the whole log at once.
+    as the database itself. `?` in `sql` is the parameter marker on every engine.
     """
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor(
-            name=f"eventvault_stream_{next(_STREAMS)}")
-        sql = sql.replace("?", "%s")
-    else:
-        cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, parameters)
-        while batch := cursor.fetchmany(READ_BATCH):
-            yield from batch
-    finally:
-        # On a connection that went away closing fails too: the first error is the one to tell.
-        with contextlib.suppress(Exception):
-            cursor.close()
+    return storage.for_connection(connection).stream_rows(connection, sql, parameters)
 
 
 def read_events(

@@ -7,6 +7,7 @@ therefore has to resolve every UUID to whatever ID the target database hands out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.expression import false, text, true
 from sqlalchemy.types import TypeEngine
 
@@ -44,6 +46,18 @@ metadata = MetaData(
 # On SQLite an INTEGER PRIMARY KEY is the rowid itself: no second index to maintain.
 SEQ_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def LongText() -> TypeEngine[str]:
+    """Text: MariaDB's TEXT holds 65,535 bytes, less than a value may (values.py), so there
+    it is MEDIUMTEXT; the same type everywhere else."""
+    return Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+# The canonical records: MariaDB's BLOB holds 64 KiB, a record with long texts more.
+RECORD_TYPE = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+# SHA-256 hashes: exactly 32 bytes (MariaDB would make a LargeBinary(32) a TINYBLOB).
+HASH_TYPE = LargeBinary(32).with_variant(mysql.BINARY(32), "mysql", "mariadb")
+
 events = Table(
     "events",
     metadata,
@@ -55,13 +69,13 @@ events = Table(
     Column("event_type", String(32), nullable=False),
     Column("schema_version", SmallInteger, nullable=False),
     Column("actor_id", String(36), nullable=False),
-    Column("reason", Text, nullable=True),
+    Column("reason", LongText(), nullable=True),
     Column("recorded_at", BigInteger, nullable=False),  # µs since the epoch, UTC
     # The event's canonical record (events.py), the very bytes the hash chain covers and a
     # package carries; zstd-compressed where it pays (codec.py). The columns before it are
     # its index, for queries; `verify` checks that they agree with it.
-    Column("record", LargeBinary, nullable=False),
-    Column("hash", LargeBinary(32), nullable=False),
+    Column("record", RECORD_TYPE, nullable=False),
+    Column("hash", HASH_TYPE, nullable=False),
     # Unique indexes rather than constraints: a replay drops and rebuilds them around its bulk
     # load (sorting once beats updating a B-tree of random UUIDs row by row).
     Index(None, "event_id", unique=True),
@@ -76,7 +90,7 @@ vault_meta = Table(
     "vault_meta",
     metadata,
     Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
+    Column("value", LongText(), nullable=False),
 )
 
 # The state digest and live counts per type at the log's head (seq, hash), maintained in the
@@ -87,13 +101,13 @@ log_state = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("head_seq", BigInteger, nullable=False),
-    Column("head_hash", LargeBinary(32), nullable=False),
+    Column("head_hash", HASH_TYPE, nullable=False),
     Column("state_digest", String(64), nullable=False),
     Column("counts", Text, nullable=False),  # JSON object: entity type -> live entities
 )
 
-_COLUMN_TYPES: dict[FieldKind, type[TypeEngine[object]]] = {
-    "str": Text,
+_COLUMN_TYPES: dict[FieldKind, Callable[[], TypeEngine[Any]]] = {
+    "str": LongText,
     "int": Integer,
     "bool": Boolean,
 }

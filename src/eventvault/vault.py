@@ -15,12 +15,12 @@ from sqlalchemy import Connection, Engine, func, select
 
 from eventvault import engine as engines
 from eventvault import (
-    grants,
     log_state,
     permissions,
     projection,
     schema,
     schema_apply,
+    storage,
     store,
     values,
     vault_schema,
@@ -109,30 +109,31 @@ class Vault:
         That is for a new file only: a live vault's bulk write (replay --replace) stays in
         WAL mode, which its other connections rely on.
         """
-        path = engines.sqlite_path(self.url)
+        engine_storage = storage.for_url(self.url)
+        path = engine_storage.file_path(self.url)
         if not create and path is not None and not path.exists():
             raise NotAVaultError(f"{self.where}: no such vault; run `eventvault init` first")
-        # Only a new file: another process may open a live vault at any moment, and would
-        # then find it out of WAL mode with our write lock held (its PRAGMA fails at once).
-        sqlite_bulk = bulk and path is not None and not path.exists()
-        if sqlite_bulk:
-            self.engine.dispose()  # leaving WAL mode needs the only connection to the file
+        bulk_mode = bulk and engine_storage.bulk_mode_applies(self.url)
+        if bulk_mode:
+            self.engine.dispose()  # e.g. leaving SQLite's WAL mode needs the only connection
         with engines.connection_errors(self.url) as opened, self.engine.connect() as connection:
             opened.set()
-            if sqlite_bulk:  # on the driver itself: a PRAGMA must not open a transaction
-                raw = connection.connection.driver_connection
-                engines.leave_wal(raw)
-                raw.execute("PRAGMA cache_size = -65536")  # 64 MiB
+            if bulk_mode:
+                engine_storage.enter_bulk_mode(connection)
             if write:
                 connection = connection.execution_options(**{engines.WRITE: True})
-            if consistent and connection.dialect.name == "postgresql":
-                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            if consistent:
+                connection = engine_storage.consistent(connection)
             try:
                 with connection.begin():
+                    if write:
+                        engine_storage.begin_write(connection)
                     yield connection
             finally:
-                if sqlite_bulk:
-                    engines.enter_wal(raw)
+                if write:
+                    engine_storage.end_write(connection)
+                if bulk_mode:
+                    engine_storage.leave_bulk_mode(connection)
 
     @contextmanager
     def reading(self, consistent: bool = False) -> Iterator[Connection]:
@@ -194,16 +195,17 @@ class Vault:
         """Create or upgrade the schema and any missing system entity. Idempotent.
 
         `writer_role` (PostgreSQL): a login role granted what writing and reading need and
-        no ownership (grants.py). `declared`: the schema of a new vault (default: the
+        no ownership (storage/postgresql.py). `declared`: the schema of a new vault (default: the
         story's dms); a vault that exists must already have it. Returns how many system
         entities were created.
         """
-        if writer_role is not None and self.url.get_backend_name() != "postgresql":
-            raise UsageError("--writer-role is for PostgreSQL; SQLite has no database roles")
+        engine_storage = storage.for_url(self.url)
+        if writer_role is not None:  # refused before anything is created where unsupported
+            engine_storage.check_writer_roles()
         with self.connect(write=True, create=True) as connection:
             created = self._initialise(connection, declared)
             if writer_role is not None:
-                grants.grant_writer(connection, writer_role)
+                engine_storage.grant_writer(connection, writer_role)
             return created
 
     def reinit(self, actor: str, command: str = "reinit") -> int:

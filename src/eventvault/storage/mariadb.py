@@ -1,0 +1,113 @@
+"""MariaDB (and MySQL) through PyMySQL: a lock row for appends, SIGNAL triggers as the guard,
+a foreign key that makes TRUNCATE fail, utf8mb4 with a binary collation everywhere."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ClassVar
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine.url import URL
+
+from eventvault.errors import StoreUnavailableError
+from eventvault.storage import GUARD_MESSAGE, Storage
+
+# The write lock's name: one per database (named locks are server-wide), within the
+# 64-character limit whatever the database's name.
+_WRITE_LOCK = "CONCAT('eventvault:', SHA1(DATABASE()))"
+WRITE_LOCK_WAIT = 3600  # seconds a writer waits for another (a long replace included)
+# An empty table whose foreign key points at events: InnoDB refuses TRUNCATE of a table
+# another table references (TRUNCATE fires no DELETE trigger, so the triggers cannot).
+TRUNCATE_GUARD = "events_truncate_guard"
+
+
+class MariaDBStorage(Storage):
+    name = "MariaDB"
+    driver = "PyMySQL"
+    driver_extra = "mariadb"
+    # DDL commits the transaction implicitly (CREATE/DROP TABLE, CREATE INDEX): a replay
+    # cleans up after itself instead of rolling back (replay.py).
+    transactional_ddl: ClassVar[bool] = False
+    # InnoDB keeps an index on every foreign key column and refuses to drop it.
+    drops_foreign_key_indexes: ClassVar[bool] = False
+
+    def normalise(self, url: URL) -> URL:
+        if url.drivername in ("mysql", "mariadb"):
+            url = url.set(drivername="mysql+pymysql")
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return url
+
+    def create_engine(self, url: URL) -> Engine:
+        # READ COMMITTED, as PostgreSQL's default: a writer reads the head of the log after
+        # taking the append lock, and under InnoDB's default REPEATABLE READ that read would
+        # come from the snapshot of the transaction's first read (before the lock), missing
+        # the events another writer committed meanwhile.
+        return create_engine(url, pool_pre_ping=False, isolation_level="READ COMMITTED")
+
+    def consistent(self, connection: Connection) -> Connection:
+        return connection.execution_options(isolation_level="REPEATABLE READ")
+
+    def session_user(self, connection: Connection) -> str | None:
+        # SESSION_USER() is user@client-host: the account's name is the part before the @.
+        return str(connection.exec_driver_sql(
+            "SELECT SUBSTRING_INDEX(SESSION_USER(), '@', 1)").scalar_one())
+
+    def prepare(self, connection: Connection) -> None:
+        # Every table the migrations create inherits the database's defaults: full UTF-8
+        # (utf8mb4, not the 3-byte utf8) and a binary collation, so comparisons, unique keys
+        # and sorting treat text exactly as SQLite and PostgreSQL do ('Ada' != 'ada').
+        connection.exec_driver_sql(
+            "ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+    def begin_write(self, connection: Connection) -> None:
+        """One writer at a time, from the start of its transaction to its end (as SQLite's
+        BEGIN IMMEDIATE): a named lock, which belongs to the session and so, unlike every
+        row or table lock, survives the commits MariaDB makes by itself at each CREATE or DROP
+        TABLE. A replace (which drops and recreates every table) holds it throughout, so a
+        writer waits for the restored vault instead of writing into a half-built one."""
+        got = connection.exec_driver_sql(
+            f"SELECT GET_LOCK({_WRITE_LOCK}, {WRITE_LOCK_WAIT})").scalar()
+        if got != 1:
+            where = connection.engine.url.render_as_string(hide_password=True)
+            raise StoreUnavailableError(
+                f"database {where} is locked by another writer (waited {WRITE_LOCK_WAIT} s); "
+                "try again when it is done")
+
+    def end_write(self, connection: Connection) -> None:
+        # On a connection that went away the lock went with its session.
+        with contextlib.suppress(Exception):
+            connection.exec_driver_sql(f"DO RELEASE_LOCK({_WRITE_LOCK})")
+
+    def lock_for_append(self, connection: Connection) -> None:
+        """The one row of log_state, locked FOR UPDATE to the commit.
+
+        Writers through Vault already hold the write lock (begin_write); this row lock makes
+        an append exclusive for any other caller too. Every append updates that row anyway
+        (log_state.py), so locking it first costs nothing: a second writer waits here until the
+        first commits, then reads the head it left (READ COMMITTED, see create_engine), so
+        seq order is commit order, gapless. A row lock is released by COMMIT or ROLLBACK
+        itself, unlike GET_LOCK, which belongs to the session and would outlive a
+        transaction that failed before releasing it.
+        """
+        connection.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
+
+    def append_only_guard(self) -> list[str]:
+        return [
+            *(f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
+              f"FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{GUARD_MESSAGE}'"
+              for action in ("UPDATE", "DELETE")),
+            f"CREATE TABLE {TRUNCATE_GUARD} (seq BIGINT NOT NULL, "
+            f"CONSTRAINT fk_{TRUNCATE_GUARD} FOREIGN KEY (seq) REFERENCES events (seq))",
+        ]
+
+    def drop_append_only_guard(self) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {TRUNCATE_GUARD}",
+                "DROP TRIGGER IF EXISTS events_no_update",
+                "DROP TRIGGER IF EXISTS events_no_delete"]
+
+    def internal_tables(self) -> frozenset[str]:
+        return frozenset({TRUNCATE_GUARD})
+
+
+STORAGE = MariaDBStorage()
