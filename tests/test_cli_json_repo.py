@@ -13,7 +13,7 @@ from conftest import Result, run_cli
 from repo_stores import moto_endpoint  # noqa: F401 - fixture
 from test_repository import CHEAP, PASSPHRASE, s3_environment
 
-from eventvault.repo.store import open_store
+from eventvault.repo.locations import open_store
 
 
 def one_object(result: Result) -> dict:

@@ -16,8 +16,9 @@ from repo_stores import moto_endpoint, seaweedfs_endpoint  # noqa: F401 - fixtur
 
 from eventvault.errors import EventVaultError, PackageError
 from eventvault.repo.directory import DirectoryStore
+from eventvault.repo.locations import open_store
 from eventvault.repo.repository import INDEX, PACKAGES, Repository
-from eventvault.repo.store import ObjectMissing, RetryingStore, StoreError, open_store
+from eventvault.repo.store import ObjectMissing, RetryingStore, StoreError
 from eventvault.repo.transfer import repository_packages
 
 PASSPHRASE = "correct horse battery staple"

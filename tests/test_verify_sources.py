@@ -12,7 +12,7 @@ from conftest import Result, run_cli
 from repo_stores import moto_endpoint  # noqa: F401 - fixture
 from test_repository import CHEAP, PASSPHRASE, s3_environment
 
-from eventvault.repo.store import open_store
+from eventvault.repo.locations import open_store
 
 
 def ok(*args: str, db: str | None = None) -> Result:

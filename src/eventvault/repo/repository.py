@@ -29,7 +29,8 @@ from typing import Any
 from eventvault import crypto
 from eventvault.errors import EventVaultError, PackageError, UsageError
 from eventvault.package import PackageReader
-from eventvault.repo.store import ObjectMissing, Store, open_store
+from eventvault.repo.locations import open_store
+from eventvault.repo.store import ObjectMissing, Store
 
 REPOSITORY_FORMAT = 1
 PACKAGES, INDEX, KEYS = "packages/", "index/", "keys/"

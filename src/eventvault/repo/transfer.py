@@ -17,8 +17,9 @@ from eventvault.errors import PackageError, UsageError
 from eventvault.new_files import create_beside, fsync_directory, link_new
 from eventvault.progress import Progress
 from eventvault.repo.chains import pick
+from eventvault.repo.locations import is_remote, open_store
 from eventvault.repo.repository import PackageInfo, Repository, private_directory
-from eventvault.repo.store import ObjectMissing, Store, is_remote, open_store
+from eventvault.repo.store import ObjectMissing, Store
 from eventvault.snapshot import SnapshotResult, snapshot
 from eventvault.vault import Vault
 
