@@ -140,9 +140,14 @@ projection: dict[str, Table] = {t.name: _projection_table(t) for t in ENTITY_TYP
 # A declared schema's projection: one table per type, generated from the declaration. The
 # built-in dms v1 keeps the tables its alembic migration created (`projection`, equal field
 # for field); others are created by the vault when a schema declares them.
-_DECLARED_TYPES: dict[str, type[TypeEngine[object]]] = {
-    "str": Text, "int": BigInteger, "bool": Boolean, "float": Float, "decimal": Text,
-    "date": String, "datetime": BigInteger, "json": Text, "bytes": LargeBinary, "uuid": String,
+# On MariaDB (variants only: the other engines' DDL is unchanged) a VARCHAR needs a length
+# and TEXT and BLOB hold 64 KiB, less than a value may.
+_DECLARED_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
+    "str": LongText, "int": BigInteger, "bool": Boolean, "float": Float, "decimal": LongText,
+    "date": lambda: String().with_variant(mysql.VARCHAR(10), "mysql", "mariadb"),
+    "datetime": BigInteger, "json": LongText,
+    "bytes": lambda: LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+    "uuid": lambda: String().with_variant(mysql.VARCHAR(36), "mysql", "mariadb"),
 }
 _PROJECTIONS: dict[str, dict[str, Table]] = {}
 
