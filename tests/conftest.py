@@ -197,3 +197,20 @@ def demo_db(db_url: str) -> str:
     assert run_cli("init", db=db_url).code == 0
     assert run_cli("demo", db=db_url).code == 0
     return db_url
+
+
+def ok(*args: str, db: str | None = None) -> Result:
+    """Run the CLI and insist it succeeded."""
+    result = run_cli(*args, db=db)
+    assert result.code == 0, result.err
+    return result
+
+
+@pytest.fixture(name="vault")
+def sqlite_demo_vault(tmp_path: Path) -> str:
+    """A SQLite vault file holding the story's demo data (for tests where the engine does not
+    matter)."""
+    db = f"sqlite:///{tmp_path / 'vault.db'}"
+    ok("init", db=db)
+    ok("demo", db=db)
+    return db

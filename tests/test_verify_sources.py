@@ -8,25 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Result, run_cli
+from conftest import ok, run_cli
 from repo_stores import moto_endpoint  # noqa: F401 - fixture
 from test_repository import CHEAP, PASSPHRASE, s3_environment
 
 from eventvault.repo.locations import open_store
-
-
-def ok(*args: str, db: str | None = None) -> Result:
-    result = run_cli(*args, db=db)
-    assert result.code == 0, result.err
-    return result
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path / 'vault.db'}"
-    ok("init", db=db)
-    ok("demo", db=db)
-    return db
 
 
 def head(db: str) -> dict:
