@@ -18,53 +18,79 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from eventvault.cli import main
 
-PG_SERVER = os.environ.get(
-    "EVENTVAULT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-PG_REQUIRED = os.environ.get("EVENTVAULT_REQUIRE_POSTGRES") == "1"
-_pg_problem: list[str | None] = []
 
+class Server:
+    """A database server the tests make throwaway databases on; its reachability is checked once.
 
-def postgres_problem() -> str | None:
-    """Why PostgreSQL cannot be used, or None when it can (checked once)."""
-    if not _pg_problem:
+    Without it, a test that needs it is skipped with the reason, or fails where `required`.
+    """
+
+    def __init__(self, label: str, url: str, required_by: str, quote: str) -> None:
+        self.label, self.url, self.required_by, self.quote = label, url, required_by, quote
+        self.required = os.environ.get(required_by) == "1"
+        self._problem: list[str | None] = []
+
+    def problem(self) -> str | None:
+        """Why the server cannot be used, or None when it can."""
+        if not self._problem:
+            try:
+                engine = create_engine(self.url, connect_args={"connect_timeout": 3})
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                engine.dispose()
+                self._problem.append(None)
+            except Exception as error:  # any failure means: not usable here
+                first = str(error).strip().splitlines()[0]
+                self._problem.append(f"{self.label} at {self.url} is not reachable: {first}")
+        return self._problem[0]
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """The URL of a new, uniquely named database, dropped afterwards."""
+        problem = self.problem()
+        if problem:
+            if self.required:
+                pytest.fail(f"{problem} ({self.required_by}=1)")
+            pytest.skip(problem)
+        name = self.quote + f"evtest_{uuid.uuid4().hex[:16]}" + self.quote
+        admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
         try:
-            engine = create_engine(PG_SERVER, connect_args={"connect_timeout": 3})
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            engine.dispose()
-            _pg_problem.append(None)
-        except Exception as error:  # any failure means: not usable here
-            first = str(error).strip().splitlines()[0]
-            _pg_problem.append(f"PostgreSQL at {PG_SERVER} is not reachable: {first}")
-    return _pg_problem[0]
+            bare = name.strip(self.quote)
+            yield make_url(self.url).set(database=bare).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                self._drop(connection, bare, name)
+            admin.dispose()
+
+    def _drop(self, connection: Connection, bare: str, quoted: str) -> None:
+        if self.label == "PostgreSQL":
+            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            return
+        # Sessions a test left open would hold metadata locks MariaDB's DROP waits for.
+        for (session,) in connection.execute(text(
+                "SELECT id FROM information_schema.processlist WHERE db = :d"), {"d": bare}).all():
+            with contextlib.suppress(Exception):
+                connection.execute(text(f"KILL {int(session)}"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
 
 
-MARIADB_SERVER = os.environ.get(
-    "EVENTVAULT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/"
-)
-MARIADB_REQUIRED = os.environ.get("EVENTVAULT_REQUIRE_MARIADB") == "1"
-_mariadb_problem: list[str | None] = []
-
-
-def mariadb_problem() -> str | None:
-    """Why MariaDB cannot be used, or None when it can (checked once)."""
-    if not _mariadb_problem:
-        try:
-            engine = create_engine(MARIADB_SERVER, connect_args={"connect_timeout": 3})
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            engine.dispose()
-            _mariadb_problem.append(None)
-        except Exception as error:  # any failure means: not usable here
-            first = str(error).strip().splitlines()[0]
-            _mariadb_problem.append(f"MariaDB at {MARIADB_SERVER} is not reachable: {first}")
-    return _mariadb_problem[0]
+POSTGRES = Server("PostgreSQL", os.environ.get(
+    "EVENTVAULT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "EVENTVAULT_REQUIRE_POSTGRES", '"')
+MARIADB = Server("MariaDB", os.environ.get(
+    "EVENTVAULT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/"),
+    "EVENTVAULT_REQUIRE_MARIADB", "`")
+# The names the test modules import.
+PG_SERVER, MARIADB_SERVER = POSTGRES.url, MARIADB.url
+postgres_problem, mariadb_problem = POSTGRES.problem, MARIADB.problem
+postgres_database, mariadb_database = POSTGRES.database, MARIADB.database
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -92,50 +118,6 @@ def tests_leave_no_files_in_the_repository() -> Iterator[None]:
     if created:
         pytest.fail(f"the tests left {len(created)} file(s) in the repository: "
                     f"{', '.join(created[:10])}")
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    problem = postgres_problem()
-    if problem:
-        if PG_REQUIRED:
-            pytest.fail(f"{problem} (EVENTVAULT_REQUIRE_POSTGRES=1)")
-        pytest.skip(problem)
-    name = f"evtest_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
-def mariadb_database() -> Iterator[str]:
-    problem = mariadb_problem()
-    if problem:
-        if MARIADB_REQUIRED:
-            pytest.fail(f"{problem} (EVENTVAULT_REQUIRE_MARIADB=1)")
-        pytest.skip(problem)
-    name = f"evtest_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(MARIADB_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE `{name}`"))
-    try:
-        yield make_url(MARIADB_SERVER).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            # Sessions a test left open would hold metadata locks the DROP waits for.
-            for (session,) in connection.execute(text(
-                    "SELECT id FROM information_schema.processlist WHERE db = :d"),
-                    {"d": name}).all():
-                with contextlib.suppress(Exception):
-                    connection.execute(text(f"KILL {int(session)}"))
-            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
 
 
 ENGINES = ("sqlite", "postgresql", "mariadb")
