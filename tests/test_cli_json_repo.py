@@ -27,14 +27,6 @@ def silent(result: Result) -> None:
     assert result.out == "" and result.err == ""
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path / 'vault.db'}"
-    assert run_cli("init", db=db).code == 0
-    assert run_cli("demo", db=db).code == 0
-    return db
-
-
 def head(db: str) -> dict:
     return json.loads(run_cli("status", "--json", db=db).out)
 

@@ -8,7 +8,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import run_cli
 from terminal import EVENTVAULT, on_terminal
 
@@ -16,13 +15,6 @@ from terminal import EVENTVAULT, on_terminal
 def last_line(terminal: str) -> str:
     lines = [line for line in re.split(r"[\r\n]+", terminal) if line.strip()]
     return lines[-1] if lines else ""
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'vault.db'}"
-    assert run_cli("init", db=url).code == 0 and run_cli("demo", db=url).code == 0
-    return url
 
 
 def test_long_commands_draw_progress_to_100_percent(vault: str, tmp_path: Path) -> None:

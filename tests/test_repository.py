@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Result, run_cli
+from conftest import ok, run_cli
 from repo_stores import moto_endpoint, seaweedfs_endpoint  # noqa: F401 - fixtures
 
 from eventvault.errors import EventVaultError, PackageError
@@ -44,20 +44,6 @@ def location(request: pytest.FixtureRequest, tmp_path: Path,
     s3_environment(monkeypatch, endpoint)
     open_store("s3://eventvault-tests/").prepare()
     return f"s3://eventvault-tests/{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path / 'vault.db'}"
-    assert run_cli("init", db=db).code == 0
-    assert run_cli("demo", db=db).code == 0
-    return db
-
-
-def ok(*args: str, db: str | None = None) -> Result:
-    result = run_cli(*args, db=db)
-    assert result.code == 0, result.err
-    return result
 
 
 def listed(location: str) -> list[dict[str, object]]:
