@@ -167,8 +167,8 @@ class Storage(ABC):
 
     def check_writer_roles(self) -> None:
         """Refuse `init --writer-role` where grant_writer is not implemented."""
-        raise UsageError(f"--writer-role is for PostgreSQL; {self.name} vaults have no "
-                         "writer roles yet")
+        raise UsageError(f"--writer-role is for PostgreSQL and MariaDB; {self.name} vaults "
+                         "have no writer roles")
 
     def internal_tables(self) -> frozenset[str]:
         """Tables the guard creates that are no part of the schema (tables.py)."""
@@ -177,6 +177,29 @@ class Storage(ABC):
     def grant_writer(self, connection: Connection, role: str) -> None:
         """Grant `role` what writing and reading need, and no ownership."""
         self.check_writer_roles()
+
+
+def writer_privileges(connection: Connection) -> list[tuple[str, str]]:
+    """(privileges, table) a writer needs on each of the vault's tables, on every engine.
+
+    Exactly what the write commands, status, verify, snapshot and the audit need: read
+    everything, append to the log, change projection rows and the head figures kept with
+    every append (log_state.py: updated, never deleted; verify checks them against the log).
+    Nothing that changes or removes an event, and no ownership, so no DDL either.
+    """
+    # Imported on use: the tables and the vault's schema stand above the storage boundary.
+    from eventvault import vault_schema
+    from eventvault.tables import events, log_state, projection_for, vault_meta
+
+    return [
+        ("SELECT, INSERT", events.name),
+        ("SELECT", "alembic_version"),
+        ("SELECT", vault_meta.name),
+        ("SELECT, INSERT, UPDATE", log_state.name),
+        # The vault's own projection tables: a declared schema's, or the dms ones.
+        *(("SELECT, INSERT, UPDATE, DELETE", table.name) for table in
+          projection_for(vault_schema.history(connection).catalog).values()),
+    ]
 
 
 def for_backend(backend: str) -> Storage:

@@ -4,18 +4,21 @@ a foreign key that makes TRUNCATE fail, utf8mb4 with a binary collation everywhe
 from __future__ import annotations
 
 import contextlib
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.url import URL
 
-from eventvault.errors import StoreUnavailableError
-from eventvault.storage import GUARD_MESSAGE, Storage
+from eventvault.errors import StoreUnavailableError, UsageError
+from eventvault.storage import GUARD_MESSAGE, Storage, writer_privileges
 
 # The write lock's name: one per database (named locks are server-wide), within the
 # 64-character limit whatever the database's name.
 _WRITE_LOCK = "CONCAT('eventvault:', SHA1(DATABASE()))"
 WRITE_LOCK_WAIT = 3600  # seconds a writer waits for another (a long replace included)
+_NO_SUCH_ACCOUNT = 1133  # "Can't find any matching row in the user table"
+STREAM_PAUSE = 3600  # seconds a streamed read may wait for its reader (_streaming_cursor)
 # An empty table whose foreign key points at events: InnoDB refuses TRUNCATE of a table
 # another table references (TRUNCATE fires no DELETE trigger, so the triggers cannot).
 TRUNCATE_GUARD = "events_truncate_guard"
@@ -92,6 +95,21 @@ class MariaDBStorage(Storage):
         """
         connection.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
+    def _streaming_cursor(self, connection: Connection) -> Any:
+        """PyMySQL's default cursor reads a whole result into memory when it executes (a
+        snapshot of a large vault held its whole log); SSCursor reads rows off the socket as
+        fetchmany asks. Until its rows are read or it is closed (which reads the rest) the
+        connection runs no other query: PyMySQL would read the rest away with only a warning,
+        so every caller reads a stream to its end before its next query. The server gives up
+        on a client that reads nothing for net_write_timeout (60 s by default): a reader may
+        pause longer (a slow package target), so the stream's session allows an hour."""
+        from pymysql.cursors import SSCursor  # the driver, imported where it is needed
+
+        driver_connection = connection.connection.driver_connection
+        with driver_connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION net_write_timeout = {STREAM_PAUSE}")
+        return driver_connection.cursor(SSCursor)
+
     def append_only_guard(self) -> list[str]:
         return [
             *(f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
@@ -108,6 +126,44 @@ class MariaDBStorage(Storage):
 
     def internal_tables(self) -> frozenset[str]:
         return frozenset({TRUNCATE_GUARD})
+
+    def check_writer_roles(self) -> None:
+        return
+
+    def grant_writer(self, connection: Connection, role: str) -> None:
+        """Table privileges for a writer account (`name` or `name@host`), granted by the
+        account that runs init (which needs GRANT OPTION on the database).
+
+        The grants are writer_privileges, table by table: the writer has no UPDATE, DELETE
+        or DROP (so no TRUNCATE) on events, no ALTER, no TRIGGER (so it can neither drop
+        the guard's triggers nor create its own), and the triggers refuse UPDATE and DELETE
+        of events to everyone anyway. GET_LOCK (begin_write) needs no privilege; the append
+        lock (SELECT ... FOR UPDATE of log_state) needs the UPDATE it has there. MariaDB
+        keeps table privileges by name, so they hold for the tables a `replay --replace`
+        swaps in under the same names (replace_tables).
+
+        `name` alone is MariaDB's own reading of an account without a host: a role of that
+        name if there is one, else 'name'@'%'.
+        """
+        quote = connection.dialect.identifier_preparer.quote
+        user, _, host = role.partition("@")
+        who = quote(user) + (f"@{quote(host)}" if host else "")
+        owner = connection.exec_driver_sql(
+            "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)").scalar_one()
+        if user == owner:
+            raise UsageError(f"{role!r} runs init and owns the vault; name another account "
+                             "as writer")
+        database = quote(connection.exec_driver_sql("SELECT DATABASE()").scalar_one())
+        for privileges, table in writer_privileges(connection):
+            try:
+                connection.exec_driver_sql(
+                    f"GRANT {privileges} ON {database}.{quote(table)} TO {who}")
+            except sa_exc.DBAPIError as error:
+                if getattr(error.orig, "args", (None,))[0] != _NO_SUCH_ACCOUNT:
+                    raise
+                raise UsageError(
+                    f"no MariaDB account {role!r}; create it first (CREATE USER "
+                    f"'{user}'@'{host or '%'}' IDENTIFIED BY ...)") from None
 
 
 STORAGE = MariaDBStorage()

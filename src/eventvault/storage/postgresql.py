@@ -11,16 +11,11 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine.url import URL
 
 from eventvault.errors import UsageError
-from eventvault.storage import GUARD_MESSAGE, Storage
-from eventvault.tables import events, log_state, projection_for, vault_meta
+from eventvault.storage import GUARD_MESSAGE, Storage, writer_privileges
 
 # The advisory lock key that serialises appends ("EVAPPEND" in ASCII).
 APPEND_LOCK_KEY = 0x4556415050454E44
 _STREAMS = itertools.count(1)
-# What a writer role may only read, and the head figures kept with every append (log_state.py:
-# updated, never deleted; verify checks them against the log).
-READ_ONLY = ("alembic_version", vault_meta.name)
-MAINTAINED = (log_state.name,)
 
 
 class PostgreSQLStorage(Storage):
@@ -130,18 +125,13 @@ class PostgreSQLStorage(Storage):
         statements = [
             f"GRANT CONNECT ON DATABASE {quote(database)} TO {who}",
             f"GRANT USAGE ON SCHEMA {quote(schema_name)} TO {who}",
-            f"GRANT SELECT, INSERT ON {quote(events.name)} TO {who}",
-            *(f"GRANT SELECT ON {quote(name)} TO {who}" for name in READ_ONLY),
-            *(f"GRANT SELECT, INSERT, UPDATE ON {quote(name)} TO {who}" for name in MAINTAINED),
         ]
-        from eventvault import vault_schema  # the vault's own schema: not needed to connect
-
-        # The vault's own projection tables: a declared schema's, or the dms ones.
-        for table in projection_for(vault_schema.history(connection).catalog).values():
-            statements.append(
-                f"GRANT SELECT, INSERT, UPDATE, DELETE ON {quote(table.name)} TO {who}")
+        for privileges, table in writer_privileges(connection):
+            statements.append(f"GRANT {privileges} ON {quote(table)} TO {who}")
+            if "DELETE" not in privileges:  # the projection's tables draw IDs
+                continue
             sequence = connection.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"),
-                                          {"t": table.name}).scalar_one()
+                                          {"t": table}).scalar_one()
             if sequence is not None:  # already quoted and schema-qualified by PostgreSQL
                 statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {who}")
         for statement in statements:

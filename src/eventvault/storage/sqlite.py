@@ -84,7 +84,8 @@ class SQLiteStorage(Storage):
                 "DROP TRIGGER IF EXISTS events_no_delete"]
 
     def check_writer_roles(self) -> None:
-        raise UsageError("--writer-role is for PostgreSQL; SQLite has no database roles")
+        raise UsageError("--writer-role is for PostgreSQL and MariaDB; SQLite has no database "
+                         "roles")
 
 
 def _configure(engine: Engine) -> None:
