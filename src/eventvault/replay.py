@@ -6,14 +6,14 @@ fold checks every reference at that point in time), write the folded state into 
 projection with the target's own IDs, then recompute counts and digest from the target's
 tables and compare them with the fold's, and the fold's with the package's (at its head or a
 checkpoint). Any failure rolls the whole transaction back; a file the replay created is
-removed again.
+removed again. Where DDL cannot roll back (MariaDB) the vault is built beside the target and
+swapped in once checked (_replay_beside).
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy import Connection, inspect
 
 from eventvault import engine as engines
 from eventvault import log_state, projection, schema, storage, store, vault_schema
@@ -100,12 +100,7 @@ def replay(
     replacing = False
     if not dry_run or existed:
         replacing = _check_target(target, replace, actor, command) and not dry_run
-    # Where DDL commits by itself (MariaDB) a replay cannot roll back: it is rehearsed in a
-    # scratch SQLite file first (every check of the packages, the fold and the digests), and
-    # one that still fails is undone by hand (_undo_replay).
-    undo_by_hand = not storage.for_url(target.url).transactional_ddl
     safety: Path | None = None
-    touched = False  # the target's schema was touched
     try:
         with target.connect(write=True, create=True, bulk=True) as connection, _gc_paused():
             # One transaction holds the vault's write lock from the safety snapshot through
@@ -120,12 +115,11 @@ def replay(
                                               "to as the replay began); use --replace")
                     safety = _safety_path(safety_path)
                     snapshot(target, safety, connection=connection)
-            if undo_by_hand:
-                rehearsed = _rehearse(readers, stop, actor)
-                if dry_run:
-                    raise _DryRunDone(rehearsed)
-            touched = True
-            result = _replay_into(connection, readers, stop, actor, progress)
+            if storage.for_connection(connection).transactional_ddl:
+                result = _replay_into(connection, readers, stop, actor, progress)
+            else:
+                result = _replay_beside(connection, readers, stop, actor, progress,
+                                        swap=not dry_run)
             result.safety_snapshot = safety
             result.seconds = time.monotonic() - started
             if dry_run:
@@ -135,8 +129,6 @@ def replay(
         done.result.dry_run = True
         return done.result
     except BaseException as error:
-        if undo_by_hand and touched:
-            _undo_replay(target, safety, error)
         if safety is None or not safety.exists():
             raise
         safety.unlink()  # the target is unchanged: that copy of it is not needed
@@ -168,41 +160,22 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _rehearse(readers: list[PackageReader], stop: int, actor: str) -> ReplayResult:
-    """The replay into a scratch SQLite file: a bad package fails here, before a target whose
-    schema changes cannot be rolled back is touched."""
-    with tempfile.TemporaryDirectory(prefix="eventvault-rehearsal-") as scratch, \
-            Vault(f"sqlite:///{Path(scratch) / 'rehearsal.db'}") as rehearsal:
-        return replay(rehearsal, [reader.path for reader in readers], until_seq=stop,
-                      actor=actor)
-
-
-def _drop_every_table(target: Vault) -> None:
-    """What a replay created in a database that held nothing (it was checked empty)."""
-    with target.connect(write=True) as connection:
-        found = MetaData()
-        found.reflect(connection)
-        found.drop_all(connection)
-
-
-def _undo_replay(target: Vault, safety: Path | None, error: BaseException) -> None:
-    """A failed replay on an engine whose DDL commits by itself: an empty target is emptied
-    again; a replaced vault is restored from its safety snapshot (with a restore_job of its
-    own), and the snapshot is kept. Raises the outcome; returns only if nothing was changed."""
-    if safety is None:
-        _drop_every_table(target)
-        return
-    _drop_every_table(target)
-    try:
-        replay(target, [safety])
-    except EventVaultError as second:
-        raise type(error)(f"{error}; restoring the replaced vault from its safety snapshot "
-                          f"{safety} failed too ({second}): replay it with --replace") from None
-    if not isinstance(error, EventVaultError):
-        raise error
-    raise type(error)(f"{error}; {storage.for_url(target.url).name} cannot roll back a "
-                      f"replay, so the replaced vault was restored from its safety snapshot "
-                      f"{safety} (kept)") from None
+def _replay_beside(
+    connection: Connection, readers: list[PackageReader], stop: int, actor: str,
+    progress: Progress | None, *, swap: bool,
+) -> ReplayResult:
+    """Where DDL commits by itself (MariaDB), so the target's transaction cannot undo a
+    replay: the new vault is built and checked in a database beside the target, then
+    swapped in whole (storage: build_beside, swap_in). A failure before the swap leaves the
+    target exactly as it was; readers see the old vault or the new one, never half."""
+    engine_storage = storage.for_connection(connection)
+    with engine_storage.build_beside(connection) as built:
+        with Vault(built.render_as_string(hide_password=False)) as beside, \
+                beside.connect(write=True, create=True, bulk=True) as building:
+            result = _replay_into(building, readers, stop, actor, progress)
+        if swap:  # the build committed and its connections are closed: nothing holds it
+            engine_storage.swap_in(connection, built)
+    return result
 
 
 def _has_events(target: Vault) -> bool:

@@ -40,7 +40,9 @@ class Storage(ABC):
     driver_extra: ClassVar[str] = ""  # the eventvault extra that installs it
     marker: ClassVar[str] = "%s"   # the driver's parameter marker (paramstyle)
     returning: ClassVar[bool] = False  # INSERT ... RETURNING id, else the cursor's lastrowid
-    transactional_ddl: ClassVar[bool] = True  # CREATE/DROP TABLE roll back with the rest
+    # CREATE/DROP TABLE roll back with the rest; where not, a replay builds beside the vault
+    # and swaps (build_beside, swap_in)
+    transactional_ddl: ClassVar[bool] = True
     drops_foreign_key_indexes: ClassVar[bool] = True  # an FK column's index can be dropped
 
     # --- connecting ----------------------------------------------------------------------
@@ -153,6 +155,22 @@ class Storage(ABC):
         """After rows were inserted with explicit IDs up to `last_id`: new rows get more.
         (Nothing to do where the next ID is always max(id) + 1.)"""
         return
+
+    # --- a replay where DDL commits by itself (transactional_ddl False) -------------------
+
+    @contextlib.contextmanager
+    def build_beside(self, connection: Connection) -> Iterator[URL]:
+        """A new, empty database beside the vault of `connection`, where a replay builds the
+        vault that swap_in then puts in its place; dropped again, with whatever the build left,
+        when the block ends. For engines whose DDL cannot roll back with a transaction."""
+        raise NotImplementedError(f"{self.name} replays in one transaction")
+        yield connection.engine.url  # a generator, for the signature's sake
+
+    def swap_in(self, connection: Connection, built: URL) -> None:
+        """Replace the vault of `connection` (if any) by the one built at `built`, at once:
+        a reader sees the old vault or the new one, never half, and the log is guarded
+        throughout. Raises, leaving the old vault as it was, if the swap cannot be made."""
+        raise NotImplementedError(f"{self.name} replays in one transaction")
 
     # --- guards and grants (the migrations and `init --writer-role`) ---------------------
 

@@ -1,16 +1,21 @@
 """MariaDB (and MySQL) through PyMySQL: a lock row for appends, SIGNAL triggers as the guard,
-a foreign key that makes TRUNCATE fail, utf8mb4 with a binary collation everywhere."""
+a foreign key that makes TRUNCATE fail, utf8mb4 with a binary collation everywhere, streamed
+reads, writer accounts, and a replay built in a database beside the vault and swapped in by
+one atomic RENAME TABLE."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import secrets
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.url import URL
 
-from eventvault.errors import StoreUnavailableError, UsageError
+from eventvault.errors import StoreUnavailableError, UsageError, ValidationError
 from eventvault.storage import GUARD_MESSAGE, Storage, writer_privileges
 
 # The write lock's name: one per database (named locks are server-wide), within the
@@ -18,6 +23,9 @@ from eventvault.storage import GUARD_MESSAGE, Storage, writer_privileges
 _WRITE_LOCK = "CONCAT('eventvault:', SHA1(DATABASE()))"
 WRITE_LOCK_WAIT = 3600  # seconds a writer waits for another (a long replace included)
 _NO_SUCH_ACCOUNT = 1133  # "Can't find any matching row in the user table"
+# A replay's log, staged in the vault's database before the swap, and the old log after it.
+STAGED_EVENTS, RETIRED_EVENTS = "events__replay_new", "events__replay_old"
+GUARDED = ("UPDATE", "DELETE")  # what the guard's triggers refuse
 STREAM_PAUSE = 3600  # seconds a streamed read may wait for its reader (_streaming_cursor)
 # An empty table whose foreign key points at events: InnoDB refuses TRUNCATE of a table
 # another table references (TRUNCATE fires no DELETE trigger, so the triggers cannot).
@@ -29,7 +37,7 @@ class MariaDBStorage(Storage):
     driver = "PyMySQL"
     driver_extra = "mariadb"
     # DDL commits the transaction implicitly (CREATE/DROP TABLE, CREATE INDEX): a replay
-    # cleans up after itself instead of rolling back (replay.py).
+    # builds the new vault beside the old one and swaps it in (build_beside, swap_in).
     transactional_ddl: ClassVar[bool] = False
     # InnoDB keeps an index on every foreign key column and refuses to drop it.
     drops_foreign_key_indexes: ClassVar[bool] = False
@@ -112,9 +120,7 @@ class MariaDBStorage(Storage):
 
     def append_only_guard(self) -> list[str]:
         return [
-            *(f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
-              f"FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{GUARD_MESSAGE}'"
-              for action in ("UPDATE", "DELETE")),
+            *_guard_triggers("events"),
             f"CREATE TABLE {TRUNCATE_GUARD} (seq BIGINT NOT NULL, "
             f"CONSTRAINT fk_{TRUNCATE_GUARD} FOREIGN KEY (seq) REFERENCES events (seq))",
         ]
@@ -123,6 +129,74 @@ class MariaDBStorage(Storage):
         return [f"DROP TABLE IF EXISTS {TRUNCATE_GUARD}",
                 "DROP TRIGGER IF EXISTS events_no_update",
                 "DROP TRIGGER IF EXISTS events_no_delete"]
+
+    # --- a replay: built beside the vault, swapped in whole ---------------------------------
+
+    @contextlib.contextmanager
+    def build_beside(self, connection: Connection) -> Iterator[URL]:
+        """A database named after the vault's (`<db>__replay_new`; the account that replays
+        needs CREATE and DROP on `<db>__replay_%`). Its name is fixed: the replay holds the
+        vault's write lock (begin_write), so no other one builds beside this vault, and
+        what a killed replay left is dropped here first."""
+        names = _Beside(connection)
+        names.clear(connection)
+        connection.exec_driver_sql(f"CREATE DATABASE {_quote(names.new)}")
+        try:
+            yield connection.engine.url.set(database=names.new)
+        finally:
+            names.clear(connection)
+
+    def swap_in(self, connection: Connection, built: URL) -> None:
+        """The built vault's tables replace the old vault's by one RENAME TABLE, which
+        MariaDB makes atomic for all the tables it names: a reader's transaction ends on
+        the old tables before it, the next one begins on the new (it waits for open
+        transactions on the old ones, and new readers wait for it, a moment).
+
+        MariaDB moves no table with triggers to another database, so the built log comes in
+        first under a name of its own (STAGED_EVENTS) and gets its guard's triggers there;
+        the old log is then renamed within the database (its triggers follow it), and every
+        other table moves between databases: the old vault's out to `<db>__replay_old`
+        first, the new one's in after, so their foreign key names (unique per database)
+        never meet. The log is guarded at every moment. After the swap the old tables are
+        dropped and the new log's triggers get their usual names (its staged ones go once
+        those exist); a failure there leaves a complete, guarded vault and leftovers that
+        the next replay drops.
+        """
+        names = _Beside(connection)
+        present = _tables(connection, names.target)
+        retired = _vault_tables(connection, present)
+        arriving = _tables(connection, names.new)
+        foreign = (present - retired) & arriving
+        if foreign:
+            raise ValidationError(
+                f"database {names.target} holds tables that are not the vault's but that "
+                f"the replayed vault needs ({', '.join(sorted(foreign))}); move them away")
+        target, new, old = _quote(names.target), _quote(names.new), _quote(names.old)
+        staged = f"{target}.{_quote(STAGED_EVENTS)}"
+        suffix = f"__{secrets.token_hex(4)}"
+        for (trigger,) in connection.exec_driver_sql(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                "WHERE EVENT_OBJECT_SCHEMA = %s", (names.new,)).all():
+            connection.exec_driver_sql(f"DROP TRIGGER {new}.{_quote(trigger)}")
+        connection.exec_driver_sql(f"RENAME TABLE {new}.events TO {staged}")
+        for statement in _guard_triggers(staged, target, suffix):
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql(f"CREATE DATABASE {old}")
+        renames = [f"{target}.{_quote(name)} TO {old}.{_quote(name)}"
+                   for name in sorted(retired - {"events"})]
+        if "events" in retired:
+            renames.insert(0, f"{target}.events TO {target}.{_quote(RETIRED_EVENTS)}")
+        renames.append(f"{staged} TO {target}.events")
+        renames += [f"{new}.{_quote(name)} TO {target}.{_quote(name)}"
+                    for name in sorted(arriving - {"events"})]
+        connection.exec_driver_sql(f"RENAME TABLE {', '.join(renames)}")
+        with contextlib.suppress(Exception):  # the vault is complete and guarded already
+            names.clear(connection)
+            for statement in _guard_triggers("events", target):
+                connection.exec_driver_sql(statement)
+            for action in GUARDED:
+                connection.exec_driver_sql(
+                    f"DROP TRIGGER {target}.{_quote(_trigger_name(action, suffix))}")
 
     def internal_tables(self) -> frozenset[str]:
         return frozenset({TRUNCATE_GUARD})
@@ -164,6 +238,69 @@ class MariaDBStorage(Storage):
                 raise UsageError(
                     f"no MariaDB account {role!r}; create it first (CREATE USER "
                     f"'{user}'@'{host or '%'}' IDENTIFIED BY ...)") from None
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _trigger_name(action: str, suffix: str = "") -> str:
+    return f"events_no_{action.lower()}{suffix}"
+
+
+def _guard_triggers(table: str, database: str = "", suffix: str = "") -> list[str]:
+    """The guard's triggers on `table` (quoted, qualified or not); `database` (quoted)
+    qualifies their names, `suffix` makes them differ from the usual ones."""
+    where = f"{database}." if database else ""
+    return [f"CREATE TRIGGER {where}{_trigger_name(action, suffix)} BEFORE {action} ON {table} "
+            f"FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{GUARD_MESSAGE}'"
+            for action in GUARDED]
+
+
+class _Beside:
+    """The names of a replay's databases beside the vault's (64 characters at most)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.target = str(connection.exec_driver_sql("SELECT DATABASE()").scalar_one())
+        self.new, self.old = (self._named(role) for role in ("replay_new", "replay_old"))
+
+    def _named(self, role: str) -> str:
+        name = f"{self.target}__{role}"
+        if len(name) <= 64:
+            return name
+        digest = hashlib.sha1(self.target.encode()).hexdigest()[:8]
+        return f"{self.target[:64 - len(role) - 11]}_{digest}__{role}"
+
+    def clear(self, connection: Connection) -> None:
+        """Drop what a replay builds or leaves beside the vault. The databases first: their
+        truncate guards refer to the staged and retired logs."""
+        target = _quote(self.target)
+        for statement in (f"DROP DATABASE IF EXISTS {_quote(self.old)}",
+                          f"DROP DATABASE IF EXISTS {_quote(self.new)}",
+                          f"DROP TABLE IF EXISTS {target}.{_quote(RETIRED_EVENTS)}",
+                          f"DROP TABLE IF EXISTS {target}.{_quote(STAGED_EVENTS)}"):
+            connection.exec_driver_sql(statement)
+
+
+def _tables(connection: Connection, database: str) -> set[str]:
+    return {name for (name,) in connection.exec_driver_sql(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+        (database,)).all()}
+
+
+def _vault_tables(connection: Connection, present: set[str]) -> set[str]:
+    """Of the tables `present` in the vault's database, those of the vault: alembic's, the
+    guard's and its schema's projection (another application's tables stay)."""
+    if "events" not in present:
+        return set()
+    # Imported on use: the tables and the vault's schema stand above the storage boundary.
+    from eventvault import vault_schema
+    from eventvault.tables import events, log_state, projection_for, vault_meta
+
+    catalog = vault_schema.history(connection).catalog
+    own = {"alembic_version", TRUNCATE_GUARD, events.name, log_state.name, vault_meta.name,
+           *(table.name for table in projection_for(catalog).values())}
+    return present & own
 
 
 STORAGE = MariaDBStorage()
