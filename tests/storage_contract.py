@@ -178,6 +178,20 @@ class StorageContract:
             expected = [(e.seq, e.entity_type) for e in store.read_events(connection, 5)]
         assert [tuple(row) for row in rows] == expected and len(rows) > 7
 
+    def test_a_stream_left_half_read_leaves_the_connection_usable(
+            self, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+        # MariaDB streams through an unbuffered cursor: until it is read or closed the
+        # connection can run no other query, and closing it must read the rest away.
+        monkeypatch.setattr(storage, "READ_BATCH", 5)
+        with vault.reading() as connection:
+            head = store.read_head(connection).seq
+            rows = store.stream_rows(connection, "SELECT seq FROM events ORDER BY seq")
+            assert [next(rows)[0] for _ in range(12)] == list(range(1, 13))
+            rows.close()
+            assert store.read_head(connection).seq == head
+            again = [row[0] for row in store.stream_rows(connection, "SELECT seq FROM events")]
+            assert sorted(again) == list(range(1, head + 1))
+
     # --- bulk loads -----------------------------------------------------------------------
 
     def test_bulk_load_of_events_reads_back_identical(self, vault: Vault,
