@@ -106,8 +106,9 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
 
 @cli.command()
 @click.option("--writer-role", metavar="ROLE",
-              help="PostgreSQL: grant this login role what writing and reading need, and "
-                   "no more (the role running init stays the owner that migrates).")
+              help="PostgreSQL login role or MariaDB account (NAME or NAME@HOST): grant it "
+                   "what writing and reading need, and no more (the account running init "
+                   "stays the owner that migrates).")
 @click.option("--schema", "schema_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="The schema of a new vault (docs/SCHEMA.md); default: the story's dms.")
 @output.options

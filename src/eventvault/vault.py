@@ -194,10 +194,10 @@ class Vault:
     def init(self, writer_role: str | None = None, declared: Schema | None = None) -> int:
         """Create or upgrade the schema and any missing system entity. Idempotent.
 
-        `writer_role` (PostgreSQL): a login role granted what writing and reading need and
-        no ownership (storage/postgresql.py). `declared`: the schema of a new vault (default: the
-        story's dms); a vault that exists must already have it. Returns how many system
-        entities were created.
+        `writer_role` (PostgreSQL, MariaDB): a login role or account granted what writing
+        and reading need and no ownership (storage/postgresql.py, storage/mariadb.py).
+        `declared`: the schema of a new vault (default: the story's dms); a vault that exists
+        must already have it. Returns how many system entities were created.
         """
         engine_storage = storage.for_url(self.url)
         if writer_role is not None:  # refused before anything is created where unsupported
