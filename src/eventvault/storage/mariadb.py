@@ -127,8 +127,7 @@ class MariaDBStorage(Storage):
 
     def drop_append_only_guard(self) -> list[str]:
         return [f"DROP TABLE IF EXISTS {TRUNCATE_GUARD}",
-                "DROP TRIGGER IF EXISTS events_no_update",
-                "DROP TRIGGER IF EXISTS events_no_delete"]
+                *(f"DROP TRIGGER IF EXISTS {_trigger_name(action)}" for action in GUARDED)]
 
     # --- a replay: built beside the vault, swapped in whole ---------------------------------
 
@@ -217,7 +216,7 @@ class MariaDBStorage(Storage):
         of events to everyone anyway. GET_LOCK (begin_write) needs no privilege; the append
         lock (SELECT ... FOR UPDATE of log_state) needs the UPDATE it has there. MariaDB
         keeps table privileges by name, so they hold for the tables a `replay --replace`
-        swaps in under the same names (replace_tables).
+        swaps in under the same names (swap_in).
 
         `name` alone is MariaDB's own reading of an account without a host: a role of that
         name if there is one, else 'name'@'%'.
