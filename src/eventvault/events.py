@@ -30,7 +30,6 @@ import msgpack
 from eventvault.errors import UsageError
 
 GENESIS_HASH = bytes(32)
-SCHEMA_VERSION = 1
 
 # Event types. `transitioned` is a workflow's domain event; `access_denied` records a refused
 # attempt against the actor's own user entity and changes no field.
