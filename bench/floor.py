@@ -38,7 +38,7 @@ from typing import Any
 import msgpack
 import zstandard
 
-from eventvault.registry import ENTITY_TYPES
+from eventvault.catalog import legacy
 
 Result = dict[str, Any]
 
@@ -62,7 +62,7 @@ def measure(source: str, target: str, batch: int = 1000) -> Result:
         event_columns = _columns(reading, "events")
         events = reading.execute(f"SELECT {', '.join(event_columns)} FROM events "
                                  "ORDER BY seq").fetchall()
-        tables = [(t.table, _columns(reading, t.table)) for t in ENTITY_TYPES]
+        tables = [(t.table, _columns(reading, t.table)) for t in legacy().schema.types]
         state = {name: reading.execute(f"SELECT {', '.join(columns)} FROM {name} "
                                        "ORDER BY id").fetchall() for name, columns in tables}
     reading.close()

@@ -363,10 +363,10 @@ def _run(vault: Vault, session: Session, timing: Timing) -> None:
         return
     started = time.perf_counter()
     with vault.write(actor, reason) as commands:
-        first = commands.appender.head.seq
+        first = commands.head.seq
         for operation in operations:
             operation(commands)
-        recorded = commands.appender.head.seq - first
+        recorded = commands.head.seq - first
     timing.seconds += time.perf_counter() - started
     if recorded != len(operations):
         raise RuntimeError(f"{actor}: {len(operations)} commands recorded {recorded} events; "

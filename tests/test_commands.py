@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eventvault import schema
-from eventvault.registry import system_uuid
+from eventvault.system import system_uuid
 from eventvault.vault import Vault
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
-from eventvault import store, timeline, vault_schema
+from eventvault import store, vault_schema
 from eventvault.errors import EntityAbsentError, IntegrityError, UsageError
 from eventvault.events import (
     ACCESS_DENIED,
@@ -34,10 +34,10 @@ from eventvault.events import (
     FieldValue,
     us_to_iso,
 )
-from eventvault.registry import system_uuid
 from eventvault.schemadoc import TypeSpec
+from eventvault.system import system_uuid
 from eventvault.tables import events, projection_for
-from eventvault.timeline import REFERENCES, Names, name_field
+from eventvault.timeline import Names
 
 if TYPE_CHECKING:
     from eventvault.vault import Vault
@@ -119,12 +119,15 @@ class EntityState:
 def _reading(source: Vault | Connection) -> Iterator[Connection]:
     """The caller's connection as it is, or one read transaction of the vault."""
     if isinstance(source, Connection):
-        timeline.learn(vault_schema.history(source).catalog.schema)
         yield source
     else:
         with source.reading() as connection:
-            timeline.learn(vault_schema.history(connection).catalog.schema)
             yield connection
+
+
+def _names(connection: Connection) -> Names:
+    """Timelines in the names of the vault's current schema (old events upcast)."""
+    return Names(connection, vault_schema.history(connection))
 
 
 def history(source: Vault | Connection, ref: str) -> History:
@@ -132,7 +135,7 @@ def history(source: Vault | Connection, ref: str) -> History:
     with _reading(source) as connection:
         target = resolve_ref(connection, ref)
         log = _entity_log(connection, target)
-        names = Names(connection)
+        names = _names(connection)
         names.seed(target.entity_id, target.entity_type, log)
         names.prefetch(log)
         return History(
@@ -178,7 +181,7 @@ def as_of(source: Vault | Connection, ref: str, at: int) -> EntityState:
     with _reading(source) as connection:
         target = resolve_ref(connection, ref)
         log = _entity_log(connection, target)
-        names = Names(connection)
+        names = _names(connection)
         timeline = names.seed(target.entity_id, target.entity_type, log)
         cut = store.last_seq_until(connection, at)
         state = timeline.at(cut)
@@ -258,7 +261,8 @@ def resolve_user(connection: Connection, username: str) -> EntityRef:
 
 
 def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
-    field = name_field(type_name)
+    names = _names(connection)
+    field = names.name_field(type_name)
     spec = _spec(connection, type_name)
     if not field or spec.field(field) is None:
         raise UsageError(f"a {type_name} has no name to find it by; give its UUID")
@@ -275,7 +279,7 @@ def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
         system_id = system_uuid(type_name, key)
         if _type_of(connection, system_id) == type_name:
             return system_id
-    former = _find_former(connection, type_name, field, key)
+    former = _find_former(connection, names, type_name, field, key)
     if former is None:
         raise UsageError(
             f"unknown {type_name} {key!r}: no {type_name} in this vault has ever had "
@@ -284,7 +288,8 @@ def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
     return former
 
 
-def _find_former(connection: Connection, type_name: str, field: str, key: str) -> str | None:
+def _find_former(connection: Connection, names: Names, type_name: str, field: str, key: str
+                 ) -> str | None:
     """The entity that last carried a name it no longer has (deleted or renamed).
 
     Names live inside payloads, which no index reaches, so this walks the type's events
@@ -299,7 +304,7 @@ def _find_former(connection: Connection, type_name: str, field: str, key: str) -
     result = connection.execute(query, execution_options={"yield_per": 1000})
     for row in result:
         event = store.row_to_event(row)
-        if event.fields.get(field) == key:
+        if names.fields(event).get(field) == key:  # old events: the field's name now
             result.close()
             return event.entity_id
     return None
@@ -355,7 +360,7 @@ def _page(
         select(*store.EVENT_COLUMNS).where(*conditions).order_by(events.c.seq).limit(limit + 1)
     ).all()
     found = [store.row_to_event(row) for row in rows[:limit]]
-    names = Names(connection)
+    names = _names(connection)
     names.prefetch(found)
     described = [describe(event, names) for event in found]
     return Page(described, found[-1].seq if len(rows) > limit else None)
@@ -367,7 +372,7 @@ def describe(event: Event, names: Names) -> AuditEvent:
     """An event with its actor's and entity's names and each field's old and new value."""
     timeline = names.timeline(event.entity_id)
     before = (timeline.at(event.seq - 1) if timeline else None) or {}
-    payload = event.fields
+    payload = names.fields(event)
     command: str | None = None
     if event.event_type == CREATED:
         after = (timeline.at(event.seq) if timeline else None) or payload
@@ -394,6 +399,6 @@ def describe(event: Event, names: Names) -> AuditEvent:
 
 def show(names: Names, type_name: str, field: str, value: FieldValue, seq: int) -> Value:
     """A field value for the audit: a reference becomes its UUID and its name at `seq`."""
-    if value is None or field not in REFERENCES.get(type_name, ()):
+    if value is None or field not in names.reference_fields(type_name):
         return value
     return {"uuid": str(value), "name": names.name_at(str(value), seq)}

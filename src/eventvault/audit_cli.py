@@ -10,7 +10,6 @@ import click
 
 from eventvault.errors import UsageError
 from eventvault.events import parse_time, principal_text
-from eventvault.registry import TYPE_NAMES
 from eventvault.render import CSV_LINE_END, Column, Format, for_terminal, render
 
 if TYPE_CHECKING:  # the queries load SQLAlchemy: imported when a command runs, not for --help
@@ -68,6 +67,8 @@ def range_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--limit", metavar="N", type=click.IntRange(min=0),
                      default=DEFAULT_LIMIT, show_default=True,
                      help="At most this many events; 0 for all."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No 'more follow' line when --limit cuts the answer."),
     )):
         function = option(function)
     return function
@@ -105,7 +106,7 @@ def history(context: VaultContext, ref: str, as_json: bool, as_csv: bool) -> Non
 @output_options
 @click.pass_obj
 def actor(context: VaultContext, username: str, since: int | None, until: int | None,
-          after: int, limit: int, as_json: bool, as_csv: bool) -> None:
+          after: int, limit: int, quiet: bool, as_json: bool, as_csv: bool) -> None:
     """Everything USERNAME did, in order; a user deleted since too."""
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
@@ -114,19 +115,19 @@ def actor(context: VaultContext, username: str, since: int | None, until: int | 
         context.vault, username, since=since, until=until, after=after, limit=size))
     _print(fmt, pages.records(after, limit),
            [SEQ, TIME, PRINCIPAL, ENTITY, EVENT, REASON, CHANGES])
-    pages.tell_more()
+    pages.tell_more(quiet)
 
 
 @audit.command("log")
 @click.option("--type", "type_name", metavar="ENTITY_TYPE",
-              help=f"Only events of this entity type: {', '.join(TYPE_NAMES)}.")
+              help="Only events of this entity type (`eventvault schema show` lists them).")
 @click.option("--actor", "actor_name", metavar="USERNAME", help="Only events by this user.")
 @range_options
 @output_options
 @click.pass_obj
 def log(context: VaultContext, type_name: str | None, actor_name: str | None,
-        since: int | None, until: int | None, after: int, limit: int, as_json: bool,
-        as_csv: bool) -> None:
+        since: int | None, until: int | None, after: int, limit: int, quiet: bool,
+        as_json: bool, as_csv: bool) -> None:
     """The event log in order, filtered by entity type, actor and time."""
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
@@ -136,7 +137,7 @@ def log(context: VaultContext, type_name: str | None, actor_name: str | None,
         after=after, limit=size))
     _print(fmt, pages.records(after, limit),
            [SEQ, TIME, ACTOR, PRINCIPAL, ENTITY, EVENT, REASON, CHANGES])
-    pages.tell_more()
+    pages.tell_more(quiet)
 
 
 @audit.command("as-of", epilog=REF_HELP)
@@ -191,9 +192,10 @@ class Pages:
                 return
             after = page.next_after
 
-    def tell_more(self) -> None:
-        """A cut answer says so (on stderr, so JSON and CSV stay clean) and how to go on."""
-        if self.more_after is not None:
+    def tell_more(self, quiet: bool) -> None:
+        """A cut answer says so (on stderr, so JSON and CSV stay clean) and how to go on,
+        unless --quiet."""
+        if self.more_after is not None and not quiet:
             click.echo(f"eventvault: {self.shown} events shown, more follow; continue with "
                        f"--after {self.more_after}, or --limit 0 for all", err=True)
 

@@ -15,7 +15,6 @@ cached by hash, so a process compiles each schema once.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,11 +22,11 @@ from typing import Any
 from eventvault.errors import IntegrityError, SchemaError
 from eventvault.schemadoc import Schema, canonical, from_canonical, schema_hash
 from eventvault.schemadoc.kinds import STORED_TYPE
+from eventvault.system import system_uuid
 
 SCHEMA_TYPE = "schema"  # the reserved entity type of schema events; no schema may declare it
 # Every schema event is about one entity: the vault's schema. Its versions count the changes.
-SCHEMA_ENTITY = str(uuid.uuid5(uuid.UUID("6f1c1f0e-5a0b-4c1e-9d43-2f6f0e7a9b10"),
-                               "schema:schema"))
+SCHEMA_ENTITY = system_uuid(SCHEMA_TYPE, "schema")
 LEGACY_HASH = "f707b50b3952885afe9cf99a463824264caea3e471156e85a122cb95d95bb296"
 
 # (position in the entity's values, stored type of a plain field, target of a reference,

@@ -81,7 +81,7 @@ def writing(context: Context, actor: str, reason: str | None) -> Iterator[Comman
 
 def written(entity_id: str, commands: Commands) -> None:
     """A write command's answer, once committed: the UUID (--json: with seq and head hash)."""
-    head = commands.appender.head
+    head = commands.head
     output.answer(entity_id, {"uuid": entity_id, "seq": head.seq, "head_hash": head.hash.hex()})
 
 

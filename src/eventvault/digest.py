@@ -1,6 +1,6 @@
 """The state digest: a hash of the logical state that no database ID or engine can change.
 
-Per entity: SHA-256 of its type, UUID and field values (references as UUIDs), in registry
+Per entity: SHA-256 of its type, UUID and field values (references as UUIDs), in schema
 order. The state digest is the sum of those hashes modulo 2^256: order-independent and
 updatable one entity at a time. It is computed both by folding events and by reading the
 projection; a restore proves itself when the two agree.
@@ -31,7 +31,7 @@ def entity_hash(type_name: str, entity_id: str,
 
 
 def state_digest(entities: Iterable[tuple[str, str, list[FieldValue]]]) -> str:
-    """Digest of (type, uuid, values in registry order) triples, as 64 hex digits."""
+    """Digest of (type, uuid, values in schema order) triples, as 64 hex digits."""
     total = 0
     for type_name, entity_id, values in entities:
         total += entity_hash(type_name, entity_id, values)

@@ -1,227 +1,434 @@
-"""Generic entity commands for any declared type: add, update, delete, show.
+"""The one write path for entities of any type the vault's schema declares.
 
-The schema says the fields, kinds, references, natural key and who may write (`writers`);
-nothing here knows a type by name. Each write checks the values (schemadoc/values.py), the
-references (they must exist now), the natural key (unique), the actor's role (the type's
-writers, and for the story's own types the story's rules too, permissions.py), then records
-one event and changes the projection row in the caller's transaction.
+An `Entities` lives inside one write transaction and works from the vault's current schema
+(the one its log declares): types, fields, references and natural keys are looked up there,
+never in code. Every write of the library, whether `entity add/update/delete` or one of the
+story's commands (domain.py), passes through `_record`: the actor's role is checked there
+(the type's `writers`, and for the story's types the story's policy, permissions.py), the
+values are checked (kinds, choices, limits, references, the natural key), one event is
+appended and the projection row changes in the same transaction.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, func, select
 
-from eventvault import permissions
-from eventvault.catalog import Catalog
+from eventvault import permissions, values
 from eventvault.errors import (
+    ConcurrencyError,
     EntityAbsentError,
+    IntegrityError,
     PermissionDeniedError,
     UsageError,
     ValidationError,
 )
-from eventvault.events import CREATED, DELETED, UPDATED, FieldValue
+from eventvault.events import ACCESS_DENIED, CREATED, DELETED, UPDATED, FieldValue
+from eventvault.fold import SchemaHistory
+from eventvault.identity import IdentityMap
 from eventvault.schemadoc import TypeSpec, parse_assignments
-from eventvault.store import Appender, NewEvent
+from eventvault.store import Appender, Head, NewEvent
+from eventvault.story_names import story_names
 from eventvault.tables import projection_for
 
-# Types whose writes carry rules beyond `writers` (the last admin, an author's own
-# documents...): their own commands, which go through domain.py, write them.
+# Types whose writes carry rules beyond `writers` (the last admin, valid usernames): the
+# generic commands leave them to the story's own commands.
 STORY_COMMANDS = {"user": "eventvault user add/update/delete"}
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str
+    username: str
+    role: str
+
+
 class Entities:
-    """The generic commands inside one write transaction."""
+    """Entity commands inside one transaction (`appender` None: read only).
 
-    def __init__(self, connection: Connection, appender: Appender | None, catalog: Catalog,
-                 actor_id: str, username: str, role: str, reason: str | None) -> None:
-        self.connection, self.appender, self.catalog = connection, appender, catalog
-        self.tables: dict[str, Table] = projection_for(catalog)
-        self.actor_id, self.username, self.role, self.reason = actor_id, username, role, reason
+    Rows it reads or writes go through the transaction's identity map (identity.py).
+    """
 
-    # --- look-ups --------------------------------------------------------------------------
+    def __init__(self, connection: Connection, appender: Appender | None,
+                 history: SchemaHistory, actor: Actor, reason: str | None = None,
+                 max_text: int | None = None) -> None:
+        self.connection = connection
+        self._appender = appender  # private: every append goes through `_record`
+        self.history = history
+        self.catalog = history.catalog
+        self.story = story_names(history)
+        self.actor = actor
+        self.max_text = values.max_text_bytes(max_text)
+        if reason is not None:
+            values.check_text("the reason", reason, self.max_text)
+        self.reason = reason
+        self.tables = projection_for(self.catalog)
+        # Private like the appender: only `_record` writes rows.
+        self._identity = IdentityMap(connection, self.catalog, self.tables)
+        self._rows = self._identity.rows
+
+    @property
+    def head(self) -> Head:
+        """The log's head as this transaction has written it."""
+        return self._writer().head
+
+    def flush(self) -> None:
+        """Write pending events; the transaction's owner calls it before committing."""
+        if self._appender is not None:
+            self._appender.flush()
+
+    def _writer(self) -> Appender:
+        if self._appender is None:
+            raise UsageError("this is a read-only view of the vault; nothing can be written")
+        return self._appender
+
+    # --- look-ups ------------------------------------------------------------------------
 
     def spec(self, type_name: str) -> TypeSpec:
+        """A type of the vault's current schema; an unknown one is refused, naming them."""
         found = self.catalog.schema.type(type_name)
         if found is None:
             raise UsageError(f"unknown entity type {type_name!r}; known types: "
                              f"{', '.join(self.catalog.type_names)}")
         return found
 
-    def find(self, ref: str, type_name: str | None = None) -> tuple[TypeSpec, dict[str, Any]]:
-        """The live entity a REF names: a UUID, TYPE:KEY (a one-field natural key), or with
-        a type known, the bare KEY."""
+    def find(self, ref: str, type_name: str) -> dict[str, Any]:
+        """A live entity of `type_name` by REF: its UUID, `type:KEY` or its KEY (a one-field
+        natural key, for users the username)."""
+        spec = self.spec(type_name)
+        values.check_text(f"the {type_name} reference", ref, self.max_text)
+        text = ref.strip()
+        if ":" in text and not _is_uuid(text):
+            prefix, key = text.split(":", 1)
+            if prefix != type_name:
+                raise UsageError(f"{ref!r} is not a {type_name} reference")
+            text = key
+        row = self._row(spec, text)
+        if row is None:
+            if not _is_uuid(text) and len(spec.natural_key) != 1:
+                raise UsageError(f"{ref!r} is not a {type_name} reference: give its UUID")
+            raise UsageError(f"no {type_name} {ref!r}")
+        return row
+
+    def lookup(self, ref: str) -> tuple[TypeSpec, dict[str, Any]]:
+        """The live entity a REF names, of whatever type: a UUID or TYPE:KEY."""
         kind, colon, key = ref.partition(":")
         if colon and self.catalog.schema.type(kind) is not None:
-            type_name = kind
-        else:
-            key = ref
-        candidates = [type_name] if type_name else list(self.catalog.type_names)
-        for name in candidates:
-            spec, table = self.spec(name), self.tables[name]
-            row = self.connection.execute(select(table).where(table.c.uuid == key)).first()
-            if row is None and len(spec.natural_key) == 1 and (colon or type_name):
-                column = _column(spec, spec.natural_key[0])
-                if spec.field(spec.natural_key[0]) is not None:
-                    row = self.connection.execute(
-                        select(table).where(table.c[column] == key)).first()
+            row = self._row(self.spec(kind), key.strip())
             if row is not None:
-                return spec, dict(row._mapping)
-        raise EntityAbsentError(f"no live {type_name or 'entity'} {ref!r}")
+                return self.spec(kind), row
+            raise EntityAbsentError(f"no live {kind} {key!r}")
+        if _is_uuid(ref.strip()):
+            for spec in self.catalog.schema.types:
+                row = self._row(spec, ref.strip())
+                if row is not None:
+                    return spec, row
+        raise EntityAbsentError(f"no live entity {ref!r}; give its UUID or TYPE:KEY")
 
-    def values(self, spec: TypeSpec, row: dict[str, Any]) -> dict[str, FieldValue]:
-        """An entity's fields, references as their targets' UUIDs."""
-        found: dict[str, FieldValue] = {f.name: row[f.name] for f in spec.fields}
+    def _row(self, spec: TypeSpec, text: str) -> dict[str, Any] | None:
+        if _is_uuid(text):
+            canonical = text if CANONICAL_UUID.match(text) else str(uuid.UUID(text))
+            return self._identity.get(spec.name, canonical, "uuid")
+        if len(spec.natural_key) != 1:
+            return None
+        entity_id = self._identity.uuid_for_key(spec.name, text)
+        if entity_id is not None:
+            return self._identity.get(spec.name, entity_id, "uuid")
+        return self._identity.get(spec.name, text, _column(spec, spec.natural_key[0]))
+
+    def exists(self, type_name: str, entity_id: str) -> bool:
+        """Whether a live entity of `type_name` has this UUID."""
+        return self._identity.get(type_name, entity_id, "uuid") is not None
+
+    def uuid_of(self, type_name: str, row_id: int | None) -> str | None:
+        return self._identity.uuid_of(type_name, row_id)
+
+    def logical_fields(self, spec: TypeSpec, row: Mapping[str, Any]) -> dict[str, FieldValue]:
+        """An entity's fields in schema order, references as their targets' UUIDs."""
+        fields: dict[str, FieldValue] = {f.name: row[f.name] for f in spec.fields}
         for field in spec.fields:
-            if field.kind == "bool" and found[field.name] is not None:
-                found[field.name] = bool(found[field.name])
+            if field.kind == "bool" and fields[field.name] is not None:
+                fields[field.name] = bool(fields[field.name])  # SQLite hands back 0/1
         for reference in spec.references:
-            target_id = row[reference.column]
-            target = self.tables[reference.target]
-            found[reference.name] = None if target_id is None else self.connection.execute(
-                select(target.c.uuid).where(target.c.id == target_id)).scalar_one()
-        return found
+            fields[reference.name] = self.uuid_of(reference.target, row[reference.column])
+        return fields
 
-    # --- writes ----------------------------------------------------------------------------
+    # --- the generic commands: values as typed, references as REFs ----------------------
 
     def add(self, type_name: str, assignments: Iterable[str]) -> str:
-        spec = self._writable(type_name, CREATED)
+        spec = self._generic(type_name)
         return self.create(type_name, parse_assignments(spec, assignments))
 
-    def create(self, type_name: str, given: dict[str, Any], entity_id: str | None = None
+    def update(self, ref: str, assignments: Iterable[str]) -> str:
+        spec, _ = self.lookup(ref)
+        return self.change(ref, parse_assignments(self._generic(spec.name), assignments))
+
+    def create(self, type_name: str, given: Mapping[str, Any], entity_id: str | None = None
                ) -> str:
         """Create from stored values (references as REFs); `entity_id`: a UUID the caller
         chose (app capture names rows by natural key), else a new one."""
-        spec = self._writable(type_name, CREATED)
-        values: dict[str, Any] = {f.name: f.default for f in spec.fields}
-        values.update({r.name: None for r in spec.references})
-        values.update(given)
-        missing = [f.name for f in spec.fields if f.required and values[f.name] is None]
-        missing += [r.name for r in spec.references if r.required and values[r.name] is None]
-        if missing:
-            raise ValidationError(f"a {type_name} needs {', '.join(missing)} "
-                                  f"(--set {missing[0]}=...)")
-        payload, columns = self._resolve(spec, values)
-        self._require_unique(spec, columns, None)
-        entity_id = entity_id or str(uuid.uuid4())
-        self._authorize(spec, CREATED, payload)
-        self._append(spec, entity_id, 1, CREATED, payload)
-        self.connection.execute(self.tables[type_name].insert().values(
-            uuid=entity_id, version=1, **columns))
-        return entity_id
+        spec = self._generic(type_name)
+        return self.create_entity(spec, self._resolve(spec, given), entity_id)
 
-    def update(self, ref: str, assignments: Iterable[str]) -> str:
-        spec, _ = self.find(ref)
-        self._writable(spec.name, UPDATED)
-        return self.change(ref, parse_assignments(spec, assignments))
-
-    def change(self, ref: str, given: dict[str, Any]) -> str:
+    def change(self, ref: str, given: Mapping[str, Any]) -> str:
         """Update from stored values (references as REFs); only real changes are recorded."""
-        spec, row = self.find(ref)
-        self._writable(spec.name, UPDATED)
-        current = self.values(spec, row)
+        spec, row = self.lookup(ref)
+        self._generic(spec.name)
         if not given:
             raise UsageError("nothing to change: give at least one --set FIELD=VALUE")
-        for name, value in given.items():
-            field = spec.field(name)
-            if value is None and (field or spec.reference(name)).required:  # type: ignore[union-attr]
-                raise ValidationError(f"{spec.name} field {name!r} cannot be empty")
-        payload, columns = self._resolve(spec, given)
-        changed = {name: value for name, value in payload.items() if current[name] != value}
-        if not changed:
-            return str(row["uuid"])
-        columns = {column: value for column, value in columns.items()
-                   if _field_of(spec, column) in changed}
-        self._require_unique(spec, {**self._columns_of(spec, row), **columns}, row["id"])
-        self._authorize(spec, UPDATED, changed, current)
-        self._append(spec, row["uuid"], row["version"] + 1, UPDATED, changed)
-        table = self.tables[spec.name]
-        self.connection.execute(table.update().where(table.c.id == row["id"]).values(
-            version=row["version"] + 1, **columns))
-        return str(row["uuid"])
+        return self.update_entity(spec, row, self._resolve(spec, given))
 
     def delete(self, ref: str) -> str:
-        spec, row = self.find(ref)
-        self._writable(spec.name, DELETED)
-        for source, reference in self.catalog.schema.referrers(spec.name):
-            table = self.tables[source.name]
-            used = self.connection.execute(select(table.c.uuid).where(
-                table.c[reference.column] == row["id"]).limit(1)).first()
-            if used is not None:
-                raise ValidationError(f"{spec.name} {row['uuid']} is still referenced by "
-                                      f"{source.name} {used[0]} ({reference.name}); delete "
-                                      "or change that first")
-        self._authorize(spec, DELETED, {}, self.values(spec, row))
-        self._append(spec, row["uuid"], row["version"] + 1, DELETED, {})
-        table = self.tables[spec.name]
-        self.connection.execute(table.delete().where(table.c.id == row["id"]))
-        return str(row["uuid"])
+        spec, row = self.lookup(ref)
+        self._generic(spec.name)
+        return self.delete_entity(spec, row)
 
-    # --- helpers ---------------------------------------------------------------------------
-
-    def _writable(self, type_name: str, event_type: str) -> TypeSpec:
+    def _generic(self, type_name: str) -> TypeSpec:
         spec = self.spec(type_name)
         if type_name in STORY_COMMANDS:
             raise UsageError(f"{type_name} entities are written with `{STORY_COMMANDS[type_name]}`"
                              " (their rules: roles, the last admin)")
         return spec
 
-    def _authorize(self, spec: TypeSpec, event_type: str, payload: dict[str, Any],
-                   owners: dict[str, Any] | None = None) -> None:
-        """The type's writers; for the story's types its rules too (one choke point)."""
-        if self.role not in spec.writers:
-            raise PermissionDeniedError(
-                f"{self.username} (role {self.role}) may not write {spec.name} entities "
-                f"(writers: {', '.join(spec.writers)}); ask an admin")
-        if spec.name in permissions.STORY_TYPES:
-            permissions.authorize(self.username, self.role, self.actor_id, spec.name,
-                                  event_type, payload, payload if owners is None else owners)
-
-    def _resolve(self, spec: TypeSpec, values: dict[str, Any]
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(payload with references as UUIDs, table columns with references as row IDs)."""
-        payload: dict[str, Any] = {}
-        columns: dict[str, Any] = {}
-        for name, value in values.items():
+    def _resolve(self, spec: TypeSpec, given: Mapping[str, Any]) -> dict[str, FieldValue]:
+        """References given as REFs, as their targets' UUIDs; unknown fields refused."""
+        resolved: dict[str, FieldValue] = {}
+        for name, value in given.items():
             reference = spec.reference(name)
-            if reference is None:
-                payload[name] = columns[name] = value
-            elif value is None:
-                payload[name] = columns[reference.column] = None
+            if reference is None and spec.field(name) is None:
+                raise UsageError(f"{spec.name} has no field {name!r}; fields: "
+                                 f"{', '.join(spec.field_names)}")
+            if reference is None or value is None:
+                resolved[name] = value
+                continue
+            text = str(value)
+            if ":" in text and not _is_uuid(text):
+                target = text.split(":", 1)[0]
+                if target != reference.target and self.catalog.schema.type(target):
+                    raise ValidationError(f"{spec.name} {name} must name a {reference.target},"
+                                          f" not a {target} ({value})")
+            resolved[name] = self.find(text, reference.target)["uuid"]
+        return resolved
+
+    # --- the write path: stored values, references as UUIDs ------------------------------
+
+    def create_entity(self, spec: TypeSpec, fields: Mapping[str, FieldValue],
+                      entity_id: str | None = None) -> str:
+        """Record a new entity: defaults for what is not given, then every check."""
+        given: dict[str, FieldValue] = {f.name: f.default for f in spec.fields}
+        given.update({r.name: None for r in spec.references})
+        given.update(fields)
+        missing = [f.name for f in spec.fields if f.required and given[f.name] is None]
+        missing += [r.name for r in spec.references if r.required and given[r.name] is None]
+        if missing:
+            raise ValidationError(f"a {spec.name} needs {', '.join(missing)}")
+        self._check(spec, given)
+        return self._record(spec, entity_id or str(uuid.uuid4()), 1, CREATED, given)
+
+    def update_entity(self, spec: TypeSpec, row: Mapping[str, Any],
+                      changes: Mapping[str, FieldValue], expected_version: int | None = None,
+                      event_type: str = UPDATED) -> str:
+        """Record only the fields that really change; nothing at all if none does."""
+        self._require_log_agrees(spec, row)
+        if expected_version is not None and expected_version != row["version"]:
+            raise ConcurrencyError(
+                f"{spec.name} {row['uuid']} is at version {row['version']}, not "
+                f"{expected_version}: someone changed it; reload and try again"
+            )
+        for name, value in changes.items():
+            declared = spec.field(name) or spec.reference(name)
+            if declared is None:
+                raise UsageError(f"{spec.name} has no field {name!r}; fields: "
+                                 f"{', '.join(spec.field_names)}")
+            if value is None and declared.required:
+                raise ValidationError(f"{spec.name} {name} cannot be empty")
+        current = self.logical_fields(spec, row)
+        changed = {k: v for k, v in changes.items() if current.get(k) != v}
+        if not changed:  # nothing to record, but a refusal is still a refusal
+            self._authorize(spec, row["uuid"], event_type, changes)
+            return str(row["uuid"])
+        self._check(spec, changed, row)
+        return self._record(spec, row["uuid"], row["version"] + 1, event_type, changed)
+
+    def delete_entity(self, spec: TypeSpec, row: Mapping[str, Any]) -> str:
+        """Record the deletion of an entity nothing refers to any more."""
+        self._require_log_agrees(spec, row)
+        blockers = []
+        for source, reference in self.catalog.schema.referrers(spec.name):
+            table = self.tables[source.name]
+            for found in self.connection.execute(
+                select(table.c.uuid).where(table.c[reference.column] == row["id"]).limit(5)
+            ).scalars():
+                blockers.append(f"{source.name} {found} ({reference.name})")
+        if blockers:
+            raise ValidationError(
+                f"{spec.name} {_label(spec, row)} is still referenced by "
+                f"{', '.join(blockers)}; change or delete those first"
+            )
+        return self._record(spec, row["uuid"], row["version"] + 1, DELETED, {})
+
+    def record_access_denied(self, command: str) -> None:
+        """The refused attempt itself goes into the audit trail, against the actor."""
+        row = self.find(self.actor.id, "user")
+        # The version from the log, not the row: a refusal is recorded even if the actor's
+        # row has drifted.
+        version = self._writer().tracker.entity("user", row["uuid"])[1]
+        self._record(self.spec("user"), row["uuid"], version + 1, ACCESS_DENIED,
+                     {"command": command})
+
+    def _record(self, spec: TypeSpec, entity_id: str, version: int, event_type: str,
+                fields: Mapping[str, FieldValue]) -> str:
+        """Check the event is allowed and storable, append it and make the same change to
+        the projection row. Every write of the library passes here: this is where the role
+        policy and the limits of stored values are enforced."""
+        appender = self._writer()
+        if event_type != ACCESS_DENIED:
+            self._authorize(spec, entity_id, event_type, fields)
+        values.check_fields(spec.name, fields, self.max_text)
+        appender.append(NewEvent(spec.name, entity_id, version, event_type, self.actor.id,
+                                 fields, self.reason))
+        columns: dict[str, Any] = {"version": version}
+        if event_type not in (DELETED, ACCESS_DENIED):
+            for name, value in fields.items():
+                reference = spec.reference(name)
+                if reference is None:
+                    columns[name] = value
+                else:
+                    columns[reference.column] = (
+                        None if value is None else self.find(str(value), reference.target)["id"]
+                    )
+        if event_type == CREATED:
+            row = {"uuid": entity_id, **columns}
+            row["id"] = self._rows.insert(spec.name, row)
+            self._identity.remember(spec.name, row)
+        else:
+            row = self.find(entity_id, spec.name)
+            if event_type == DELETED:
+                self._rows.delete(spec.name, row["id"])
+                self._identity.forget(spec.name, row)
             else:
-                target, row = self.find(str(value), reference.target)
-                if target.name != reference.target:
-                    raise ValidationError(f"{spec.name} {name} must name a {reference.target}, "
-                                          f"not a {target.name} ({value})")
-                payload[name], columns[reference.column] = row["uuid"], row["id"]
-        return payload, columns
+                self._identity.forget(spec.name, row)
+                self._rows.update(spec.name, row["id"], columns)
+                row.update(columns)
+                self._identity.remember(spec.name, row)
+        return entity_id
 
-    def _columns_of(self, spec: TypeSpec, row: dict[str, Any]) -> dict[str, Any]:
-        return {_column(spec, name): row[_column(spec, name)] for name in spec.field_names}
+    # --- the checks ----------------------------------------------------------------------
 
-    def _require_unique(self, spec: TypeSpec, columns: dict[str, Any],
-                        row_id: int | None) -> None:
-        if not spec.natural_key:
+    def _authorize(self, spec: TypeSpec, entity_id: str, event_type: str,
+                   fields: Mapping[str, FieldValue]) -> None:
+        """The one permission choke point: for the story's types its policy
+        (permissions.py, in the story's field names), then the type's declared `writers`;
+        for users, never the last active admin."""
+        if spec.name in permissions.STORY_TYPES:
+            owners: Mapping[str, object] = {}
+            if spec.name == "document":
+                owners = fields if event_type == CREATED else \
+                    self.logical_fields(spec, self.find(entity_id, spec.name))
+                owners = self.story.to_story(spec.name, owners)
+            permissions.authorize(self.actor.username, self.actor.role, self.actor.id,
+                                  spec.name, event_type, self.story.to_story(spec.name, fields),
+                                  owners)
+        if self.actor.role not in spec.writers:
+            raise PermissionDeniedError(
+                f"{self.actor.username} (role {self.actor.role}) may not write {spec.name} "
+                f"entities (writers: {', '.join(spec.writers)}); ask an admin")
+        if spec.name == "user" and event_type != CREATED:
+            self._keep_an_admin(spec, entity_id, event_type, fields)
+
+    def _keep_an_admin(self, spec: TypeSpec, entity_id: str, event_type: str,
+                       fields: Mapping[str, FieldValue]) -> None:
+        """Refuse to demote, deactivate or delete the last active admin: without one, no
+        one could ever change roles, reinit or replace the vault again."""
+        role, active = self.story.current("user", "role"), self.story.current("user", "active")
+        row = self.find(entity_id, "user")
+        if row[role] != "admin" or not row[active]:
             return
+        if event_type != DELETED and fields.get(role, "admin") == "admin" \
+                and fields.get(active, True):
+            return
+        users = self.tables["user"]
+        others = self.connection.execute(
+            select(func.count()).select_from(users).where(
+                users.c[role] == "admin", users.c[active].is_(True), users.c.uuid != entity_id)
+        ).scalar_one()
+        if not others:
+            change = "deleted" if event_type == DELETED else (
+                "deactivated" if fields.get(active) is False else "demoted")
+            name = row[self.story.current("user", "username")]
+            raise PermissionDeniedError(
+                f"{name!r} is the last active admin and cannot be {change}; "
+                "make another user an admin first"
+            )
+
+    def _require_log_agrees(self, spec: TypeSpec, row: Mapping[str, Any]) -> None:
+        """Refuse to change an entity whose row has drifted from the log: a change decided
+        on a row changed behind the log's back (a `version` above all) would be wrong."""
+        found, version = self._writer().tracker.entity(spec.name, row["uuid"])
+        if found is not None and version == row["version"] and \
+                list(self.logical_fields(spec, row).values()) == found:
+            return
+        raise IntegrityError(
+            f"{spec.name} {row['uuid']}: the vault's tables (version {row['version']}) have "
+            f"drifted from its log (version {version}); nothing was written; run "
+            "`eventvault rebuild --as ADMIN` to rebuild them from the log"
+        )
+
+    def _check(self, spec: TypeSpec, given: Mapping[str, FieldValue],
+               row: Mapping[str, Any] | None = None) -> None:
+        """Choices, live references of the right type, a unique natural key."""
+        for name, value in given.items():
+            field = spec.field(name)
+            if field is not None and field.choices and value is not None \
+                    and value not in field.choices:
+                raise ValidationError(
+                    f"{spec.name} {name} must be one of "
+                    f"{', '.join(map(str, field.choices))}, not {value!r}")
+            reference = spec.reference(name)
+            if reference is not None and value is not None and (
+                not isinstance(value, str) or not _is_uuid(value)
+                or self._identity.get(reference.target, value, "uuid") is None
+            ):
+                raise ValidationError(
+                    f"{spec.name} {name} refers to {reference.target} {value}, which "
+                    "does not exist"
+                )
+        if spec.natural_key and any(name in given for name in spec.natural_key):
+            self._require_unique(spec, given, row)
+
+    def _require_unique(self, spec: TypeSpec, given: Mapping[str, FieldValue],
+                        row: Mapping[str, Any] | None) -> None:
+        if len(spec.natural_key) == 1 and spec.field(spec.natural_key[0]) is not None:
+            key = spec.natural_key[0]
+            value = given[key]
+            clash = self._identity.uuid_for_key(spec.name, str(value))
+            if clash is None:
+                found = self._identity.get(spec.name, value, key)
+                clash = None if found is None else found["uuid"]
+            if clash is not None and (row is None or clash != row["uuid"]):
+                raise ValidationError(f"{spec.name} {value!r} exists already")
+            return
+        # A key of several fields, or a reference: one query over the key's columns.
+        merged = {**(self.logical_fields(spec, row) if row is not None else {}), **given}
         table = self.tables[spec.name]
         query = select(table.c.uuid)
         for name in spec.natural_key:
-            query = query.where(table.c[_column(spec, name)] == columns.get(_column(spec, name)))
-        if row_id is not None:
-            query = query.where(table.c.id != row_id)
+            value = merged.get(name)
+            reference = spec.reference(name)
+            if reference is not None and value is not None:
+                value = self.find(str(value), reference.target)["id"]
+            query = query.where(table.c[_column(spec, name)] == value)
+        if row is not None:
+            query = query.where(table.c.id != row["id"])
         found = self.connection.execute(query.limit(1)).first()
         if found is not None:
             raise ValidationError(f"a {spec.name} with that {', '.join(spec.natural_key)} "
                                   f"exists already ({found[0]})")
-
-    def _append(self, spec: TypeSpec, entity_id: str, version: int, event_type: str,
-                payload: dict[str, Any]) -> None:
-        assert self.appender is not None, "a read-only Entities writes nothing"
-        self.appender.append(NewEvent(spec.name, entity_id, version, event_type,
-                                      self.actor_id, payload, self.reason))
 
 
 def _column(spec: TypeSpec, name: str) -> str:
@@ -229,8 +436,20 @@ def _column(spec: TypeSpec, name: str) -> str:
     return reference.column if reference is not None else name
 
 
-def _field_of(spec: TypeSpec, column: str) -> str:
-    for reference in spec.references:
-        if reference.column == column:
-            return reference.name
-    return column
+def _label(spec: TypeSpec, row: Mapping[str, Any]) -> str:
+    if len(spec.natural_key) == 1 and spec.field(spec.natural_key[0]) is not None:
+        return repr(row[spec.natural_key[0]])
+    return str(row["uuid"])
+
+
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def _is_uuid(text: str) -> bool:
+    if CANONICAL_UUID.match(text):  # the common case, without building a UUID object
+        return True
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) in (32, 36)

@@ -81,8 +81,8 @@ def delete(context: VaultContext, ref: str, actor: str, reason: str | None) -> N
 def show(context: VaultContext, ref: str, as_json: bool) -> None:
     """An entity's fields as they are now."""
     with context.vault.entities(write=False) as entities:
-        spec, row = entities.find(ref)
-        values = entities.values(spec, row)
+        spec, row = entities.lookup(ref)
+        values = entities.logical_fields(spec, row)
     shown: dict[str, Any] = {}
     for name, value in values.items():
         field = spec.field(name)

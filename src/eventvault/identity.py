@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
+from eventvault.catalog import Catalog
 from eventvault.projection import RowWriter
-from eventvault.registry import REGISTRY
 
 
 class IdentityMap:
-    def __init__(self, connection: Connection) -> None:
-        self.rows = RowWriter(connection)
+    """`catalog`: the vault's current schema, whose one-field natural keys it indexes."""
+
+    def __init__(self, connection: Connection, catalog: Catalog,
+                 tables: dict[str, Table]) -> None:
+        self.rows = RowWriter(connection, tables)
+        self._keys: dict[str, str] = {t.name: t.natural_key[0] for t in catalog.schema.types
+                                      if len(t.natural_key) == 1}
         self._by_uuid: dict[str, tuple[str, dict[str, Any]]] = {}
         self._by_key: dict[tuple[str, str], str] = {}
         self._by_id: dict[tuple[str, int], str] = {}
@@ -49,13 +54,13 @@ class IdentityMap:
     def remember(self, type_name: str, row: dict[str, Any]) -> None:
         self._by_uuid[row["uuid"]] = (type_name, row)
         self._by_id[(type_name, row["id"])] = row["uuid"]
-        key = REGISTRY[type_name].natural_key
+        key = self._keys.get(type_name)
         if key is not None:
             self._by_key[(type_name, str(row[key]))] = row["uuid"]
 
     def forget(self, type_name: str, row: dict[str, Any]) -> None:
         self._by_uuid.pop(row["uuid"], None)
         self._by_id.pop((type_name, row["id"]), None)
-        key = REGISTRY[type_name].natural_key
+        key = self._keys.get(type_name)
         if key is not None:
             self._by_key.pop((type_name, str(row[key])), None)

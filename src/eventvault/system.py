@@ -1,12 +1,22 @@
-"""The system entities `eventvault init` creates, with deterministic UUIDs (see registry)."""
+"""The system entities `eventvault init` creates, with deterministic UUIDs."""
 
 from __future__ import annotations
 
 import re
+import uuid
 
 from eventvault.events import FieldValue
 
 SYSTEM_ACTOR = "system"
+
+# uuid5 namespace for system entities: every init of every installation creates the same
+# identities for `user:admin`, `placeholder:...` and so on, so a reinit does not fork them.
+SYSTEM_NAMESPACE = uuid.UUID("6f1c1f0e-5a0b-4c1e-9d43-2f6f0e7a9b10")
+
+
+def system_uuid(type_name: str, natural_key: str) -> str:
+    """The deterministic UUID of the system entity `type_name:natural_key`."""
+    return str(uuid.uuid5(SYSTEM_NAMESPACE, f"{type_name}:{natural_key}"))
 
 # The vault id is bound into the hash chain: the events of a vault's first `init` carry the
 # reason "vault <id> created", so the id in `vault_meta` (or a package header) can be checked

@@ -1,6 +1,6 @@
 """SQLAlchemy tables: the append-only `events` log, vault metadata, and the projection.
 
-The projection tables are generated from the registry and look like a conventional
+The projection tables are generated from a schema (catalog.py) and look like a conventional
 application's: integer auto-increment `id`, a unique `uuid`, integer foreign keys. Replay
 therefore has to resolve every UUID to whatever ID the target database hands out.
 """
@@ -30,8 +30,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.expression import false, text, true
 from sqlalchemy.types import TypeEngine
 
-from eventvault.catalog import LEGACY_HASH, Catalog
-from eventvault.registry import ENTITY_TYPES, REGISTRY, EntityType, FieldKind
+from eventvault.catalog import LEGACY_HASH, Catalog, legacy
 from eventvault.schemadoc import TypeSpec
 
 metadata = MetaData(
@@ -106,35 +105,39 @@ log_state = Table(
     Column("counts", Text, nullable=False),  # JSON object: entity type -> live entities
 )
 
-_COLUMN_TYPES: dict[FieldKind, Callable[[], TypeEngine[Any]]] = {
+# The built-in dms v1's tables, as its alembic migration (0001) created them: every plain
+# field NOT NULL, integers as INTEGER. Frozen with dms_v1.schema; declared schemas get theirs
+# from `projection_for`.
+_COLUMN_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
     "str": LongText,
     "int": Integer,
     "bool": Boolean,
 }
 
 
-def _projection_table(entity: EntityType) -> Table:
+def _legacy_table(spec: TypeSpec, catalog: Catalog) -> Table:
+    key = spec.natural_key[0] if len(spec.natural_key) == 1 else None
     columns: list[Column[object]] = [
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("uuid", String(36), nullable=False, unique=True, index=True),
         Column("version", Integer, nullable=False),
     ]
-    for field in entity.fields:
+    for field in spec.fields:
         columns.append(
             Column(field.name, _COLUMN_TYPES[field.kind](), nullable=False,
-                   unique=field.name == entity.natural_key or None,
-                   index=field.name == entity.natural_key or None)
+                   unique=field.name == key or None, index=field.name == key or None)
         )
-    for ref in entity.references:
-        target = REGISTRY[ref.target].table
+    for ref in spec.references:
+        target = catalog.schema.type(ref.target)
+        assert target is not None
         columns.append(
-            Column(ref.column, Integer, ForeignKey(f"{target}.id"), nullable=not ref.required,
-                   index=True)
+            Column(ref.column, Integer, ForeignKey(f"{target.table}.id"),
+                   nullable=not ref.required, index=True)
         )
-    return Table(entity.table, metadata, *columns)
+    return Table(spec.table, metadata, *columns)
 
 
-projection: dict[str, Table] = {t.name: _projection_table(t) for t in ENTITY_TYPES}
+projection: dict[str, Table] = {t.name: _legacy_table(t, legacy()) for t in legacy().schema.types}
 
 
 # A declared schema's projection: one table per type, generated from the declaration. The

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from eventvault import store
+from eventvault.catalog import SCHEMA_TYPE
+from eventvault.errors import SchemaError
 from eventvault.events import ACCESS_DENIED, CREATED, DELETED, Event, FieldValue
-from eventvault.registry import ENTITY_TYPES
-from eventvault.schemadoc import Schema, canonical
+from eventvault.fold import SchemaHistory
+from eventvault.story_names import story_names
 from eventvault.tables import events
 
-# The readable name of each type: a field of its own or, for a type without one, the name of
-# what one of its references points at (a workflow reads as its document's title).
-NAME_FIELDS: dict[str, str] = {
+# The readable name of the story's types, in the story's field names (story_names.py): a
+# field of its own or, for a type without one, the name of what one of its references points
+# at (a workflow reads as its document's title). Another type reads as its one-field natural
+# key, else its first field.
+STORY_NAME_FIELDS: dict[str, str] = {
     "user": "username", "workflow_state": "name", "placeholder": "key",
     "backup_config": "name", "document": "title", "workflow": "document",
     "backup_job": "config", "restore_job": "requested_by",
@@ -32,38 +36,55 @@ CACHE_ENTITIES = 10_000
 LOAD_BATCH = 500  # entity ids per IN (...) query
 
 
-# Per type, worked out once: its reference fields, its name field, its fields' defaults.
-REFERENCES = {t.name: frozenset(r.name for r in t.references) for t in ENTITY_TYPES}
-_NAME_FIELD = {t.name: NAME_FIELDS.get(t.name, t.natural_key or t.field_names[0])
-               for t in ENTITY_TYPES}
-_DEFAULTS: dict[str, dict[str, FieldValue]] = {
-    t.name: {**{f.name: f.default for f in t.fields}, **{r.name: None for r in t.references}}
-    for t in ENTITY_TYPES
-}
+@dataclass(frozen=True, slots=True)
+class TypeFacts:
+    """What the audit needs of one type of the vault's current schema."""
+
+    references: frozenset[str]
+    name_field: str | None
+    defaults: dict[str, FieldValue]
 
 
-_LEARNED: set[bytes] = set()
+_FACTS: dict[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]],
+             dict[str, TypeFacts]] = {}
 
 
-def learn(schema: Schema) -> None:
-    """Know the types of a declared schema too (their references, name field, defaults).
-    The story's types keep their entries: a process may hold vaults of both."""
-    key = canonical(schema)
-    if key in _LEARNED:
-        return
-    for spec in schema.types:
-        if spec.name in REFERENCES:
-            continue
-        REFERENCES[spec.name] = frozenset(r.name for r in spec.references)
-        _NAME_FIELD[spec.name] = (spec.natural_key[0] if len(spec.natural_key) == 1
-                                  else spec.field_names[0] if spec.field_names else "")
-        _DEFAULTS[spec.name] = {**{f.name: f.default for f in spec.fields},
-                                **{r.name: None for r in spec.references}}
-    _LEARNED.add(key)
+def type_facts(history: SchemaHistory) -> dict[str, TypeFacts]:
+    """Per type of the current schema: its references, name field and defaults."""
+    story = story_names(history)
+    key = (history.catalog.hash,
+           tuple((t, tuple(sorted(r.items()))) for t, r in sorted(story.forward.items())))
+    found = _FACTS.get(key)
+    if found is None:
+        found = {}
+        for spec in history.catalog.schema.types:
+            named = STORY_NAME_FIELDS.get(spec.name)
+            name = story.current(spec.name, named) if named is not None else None
+            if name is None or name not in spec.field_names:
+                name = (spec.natural_key[0] if len(spec.natural_key) == 1
+                        else spec.field_names[0] if spec.field_names else None)
+            found[spec.name] = TypeFacts(
+                frozenset(r.name for r in spec.references), name,
+                {**{f.name: f.default for f in spec.fields},
+                 **{r.name: None for r in spec.references}})
+        _FACTS[key] = found
+    return found
 
 
-def name_field(type_name: str) -> str | None:
-    return _NAME_FIELD.get(type_name)
+def current_fields(history: SchemaHistory, event: Event) -> dict[str, FieldValue]:
+    """An event's fields in the vault's current names: a field renamed since the event was
+    written shows under its new name, with the value the event recorded (schemadoc/upcast.py).
+    A type removed since keeps its names."""
+    fields = event.fields
+    upcaster = history.upcaster
+    if upcaster is None or event.schema_version == history.catalog.version \
+            or event.entity_type == SCHEMA_TYPE:
+        return fields
+    try:
+        plan = upcaster.plan(event.entity_type, event.schema_version)
+    except SchemaError:
+        return fields
+    return fields if plan is None else plan.apply(fields, event.event_type == CREATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +108,24 @@ class Timeline:
         return next((state for state in self.states if state is not None), None)
 
 
-def fold_timeline(type_name: str, entity_events: Iterable[Event]) -> Timeline:
+def fold_timeline(type_name: str, entity_events: Iterable[Event],
+                  history: SchemaHistory) -> Timeline:
     """Fold one entity's events alone, without checking its references: the audit shows the
-    log as it is (judging it is `verify`'s job), and the referenced entities are not here."""
-    defaults = _DEFAULTS.get(type_name, {})
+    log as it is (judging it is `verify`'s job), and the referenced entities are not here.
+    Fields are in the current schema's names, however old the events."""
+    facts = type_facts(history).get(type_name)
+    defaults = facts.defaults if facts is not None else {}
     timeline = Timeline(type_name, [], [])
     state: dict[str, FieldValue] | None = None
     for event in entity_events:
         if event.event_type == ACCESS_DENIED:
             continue  # it changes no field
         if event.event_type == CREATED:
-            state = {**defaults, **event.fields}
+            state = {**defaults, **current_fields(history, event)}
         elif event.event_type == DELETED:
             state = None
         else:
-            state = {**(state or {}), **event.fields}
+            state = {**(state or {}), **current_fields(history, event)}
         timeline.seqs.append(event.seq)
         timeline.states.append(state)
     return timeline
@@ -114,14 +138,17 @@ class Names:
     runs in constant memory; an evicted timeline is simply loaded again when it is needed.
     """
 
-    def __init__(self, connection: Connection, capacity: int = CACHE_ENTITIES) -> None:
+    def __init__(self, connection: Connection, history: SchemaHistory,
+                 capacity: int = CACHE_ENTITIES) -> None:
         self._connection = connection
+        self.history = history
+        self._facts = type_facts(history)
         self._capacity = capacity
         self._cache: OrderedDict[str, Timeline | None] = OrderedDict()
 
     def seed(self, entity_id: str, type_name: str, entity_events: Sequence[Event]) -> Timeline:
         """Fold events the caller has read already, sparing a query."""
-        timeline = fold_timeline(type_name, entity_events)
+        timeline = fold_timeline(type_name, entity_events, self.history)
         self._put(entity_id, timeline)
         return timeline
 
@@ -148,7 +175,8 @@ class Names:
                 event = store.row_to_event(row)
                 grouped[event.entity_id].append(event)
             for entity_id, found in grouped.items():
-                self._put(entity_id, fold_timeline(found[0].entity_type, found) if found else None)
+                self._put(entity_id, fold_timeline(found[0].entity_type, found, self.history)
+                                     if found else None)
 
     def prefetch(self, found: Sequence[Event]) -> None:
         """Load, in a few batched queries, every timeline that describing `found` reads."""
@@ -166,9 +194,9 @@ class Names:
         timeline = self._cache.get(entity_id)
         if timeline is None:
             return set()
-        fields = REFERENCES.get(timeline.entity_type, frozenset())
+        fields = self.reference_fields(timeline.entity_type)
         if names_only:
-            fields = fields & {name_field(timeline.entity_type)}
+            fields = fields & {self.name_field(timeline.entity_type)}
         return {str(state[name]) for state in timeline.states if state
                 for name in fields if state.get(name) is not None}
 
@@ -176,13 +204,26 @@ class Names:
         """The entity's name as it was at `seq` (its last one if it was deleted by then)."""
         timeline = self.timeline(entity_id)
         state = timeline.named_at(seq) if timeline else None
-        field = name_field(timeline.entity_type) if timeline else None
+        field = self.name_field(timeline.entity_type) if timeline else None
         value = state.get(field) if state and field else None
         if value is None or timeline is None or field is None:
             return None
-        if field in REFERENCES[timeline.entity_type]:
+        if field in self.reference_fields(timeline.entity_type):
             return self.name_at(str(value), seq, hops + 1) if hops < NAME_HOPS else None
         return str(value)
+
+    def name_field(self, type_name: str) -> str | None:
+        """The field a type's entities are named by (None: a type removed since)."""
+        facts = self._facts.get(type_name)
+        return None if facts is None else facts.name_field
+
+    def reference_fields(self, type_name: str) -> frozenset[str]:
+        facts = self._facts.get(type_name)
+        return frozenset() if facts is None else facts.references
+
+    def fields(self, event: Event) -> dict[str, FieldValue]:
+        """The event's fields in the current names (`current_fields`)."""
+        return current_fields(self.history, event)
 
     def _put(self, entity_id: str, timeline: Timeline | None) -> None:
         self._cache[entity_id] = timeline

@@ -26,15 +26,14 @@ from eventvault import (
     vault_schema,
 )
 from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, compile_schema, schema_fields
-from eventvault.domain import Actor, Commands
-from eventvault.entities import Entities
+from eventvault.domain import Commands
+from eventvault.entities import Actor, Entities
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
 from eventvault.rebuild import RebuildResult, rebuild_tables
-from eventvault.registry import system_uuid
 from eventvault.schemadoc import Change, Schema, canonical
-from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, vault_created_reason
+from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, system_uuid, vault_created_reason
 from eventvault.tables import events as events_table
 from eventvault.tables import projection as tables
 from eventvault.tables import vault_meta
@@ -270,13 +269,13 @@ class Vault:
             with self.connect(write=write) as connection:
                 schema.require_current(connection, self.where)
                 appender = store.Appender(connection) if write else None
-                catalog = appender.tracker.history.catalog if appender is not None else \
-                    vault_schema.history(connection).catalog
-                found = self._actor(connection, actor, inactive_ok=not write)
-                yield Entities(connection, appender, catalog, found.id, found.username,
-                               found.role, reason)
-                if appender is not None:
-                    appender.flush()
+                history = appender.tracker.history if appender is not None else \
+                    vault_schema.history(connection)
+                found = Entities(connection, appender, history,
+                                 self._actor(connection, actor, inactive_ok=not write), reason,
+                                 self.max_text)
+                yield found
+                found.flush()
         except PermissionDeniedError:
             self.record_denied(actor, command)
             raise
