@@ -291,3 +291,11 @@ def test_unknown_or_malformed_input_is_one_line_on_stderr(story: Story, args: tu
 def test_a_malformed_time_is_a_usage_error(story: Story) -> None:
     result = run_cli("audit", "log", "--since", "yesterday", db=story.db)
     assert result.code == 2 and "malformed time" in result.err
+
+
+@pytest.mark.parametrize("command", [("log",), ("actor", "admin")])
+def test_the_more_follow_line_respects_quiet(vault: str, command: tuple[str, ...]) -> None:
+    told = run_cli("audit", *command, "--limit", "2", "--json", db=vault)
+    assert told.code == 0 and "more follow; continue with --after" in told.err
+    quiet = run_cli("audit", *command, "--limit", "2", "--json", "--quiet", db=vault)
+    assert quiet.code == 0 and quiet.err == "" and quiet.out == told.out
