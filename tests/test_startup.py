@@ -57,6 +57,7 @@ def test_the_head_revision_read_from_the_scripts_is_alembics() -> None:
 
 
 def test_the_audit_commands_default_page_is_the_librarys() -> None:
-    from eventvault import audit, audit_cli
+    from eventvault import audit
+    from eventvault.cli import audit as audit_cli
 
     assert audit_cli.DEFAULT_LIMIT == audit.DEFAULT_LIMIT

@@ -257,7 +257,7 @@ def describe(info: PackageInfo) -> str:
     return f"{info.name[:12]} ({kind})"
 
 
-# --- used by `snapshot` and `replay` in cli.py ------------------------------------------------
+# --- used by `snapshot`, `replay` and `verify` in backup.py ---------------------------------
 
 def snapshot_elsewhere(vault: Any, output: str | None, repo_location: str | None, *, full: bool,
                        encrypt: bool, passphrase_file: str | None, since: str | None,
