@@ -10,9 +10,11 @@ new names with the values they recorded.
 from __future__ import annotations
 
 import json
+import uuid
 from importlib import resources
 from pathlib import Path
 
+import pytest
 from conftest import ok, run_cli
 
 DMS = resources.files("eventvault.schemadoc").joinpath("dms.toml").read_text(encoding="utf-8")
@@ -140,3 +142,21 @@ def test_no_public_attribute_hands_out_the_raw_appender(tmp_path: Path) -> None:
         with vault.entities("admin") as entities:
             assert not [name for name in dir(entities) if not name.startswith("_")
                         and isinstance(getattr(entities, name), raw)]
+
+
+def test_a_bulk_writer_appends_only_through_the_role_check(tmp_path: Path) -> None:
+    # `append_event` is what a bulk writer (app capture) may use instead of the commands:
+    # the event passes the same permission check, so a viewer appends nothing.
+    from eventvault import PermissionDeniedError, Vault
+
+    db = f"sqlite:///{tmp_path / 'vault.db'}"
+    ok("init", db=db)
+    ok("user", "add", "viv", "--as", "admin", db=db)  # role viewer
+    before = ok("status", "--json", db=db).out
+    with Vault(db) as vault, \
+            pytest.raises(PermissionDeniedError, match="viv \\(role viewer\\) may not"), \
+            vault.entities("viv") as entities:
+        entities.append_event(entities.spec("placeholder"), str(uuid.uuid4()), 1, "created",
+                              {"key": "k", "value": "", "description": ""})
+    after = json.loads(ok("status", "--json", db=db).out)
+    assert after["head_seq"] == json.loads(before)["head_seq"] + 1  # the refusal, recorded

@@ -2,18 +2,19 @@
 
 An `Entities` lives inside one write transaction and works from the vault's current schema
 (the one its log declares): types, fields, references and natural keys are looked up there,
-never in code. Every write of the library, whether `entity add/update/delete` or one of the
-story's commands (domain.py), passes through `_record`: the actor's role is checked there
-(the type's `writers`, and for the story's types the story's policy, permissions.py), the
-values are checked (kinds, choices, limits, references, the natural key), one event is
-appended and the projection row changes in the same transaction.
+never in code. Every write of the library, whether `entity add/update/delete`
+(entity_commands.py) or one of the story's commands (domain.py), passes through
+`append_event`, the one permission choke point: the actor's role is checked there (the
+type's `writers`, and for the story's types the story's policy, permissions.py) and the
+values' limits; the commands check kinds, choices, references and the natural key before,
+and change the projection row in the same transaction after.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +32,10 @@ from eventvault.errors import (
 from eventvault.events import ACCESS_DENIED, CREATED, DELETED, UPDATED, FieldValue
 from eventvault.fold import SchemaHistory
 from eventvault.identity import IdentityMap
-from eventvault.schemadoc import TypeSpec, parse_assignments
+from eventvault.schemadoc import TypeSpec
 from eventvault.store import Appender, Head, NewEvent
 from eventvault.story_names import story_names
 from eventvault.tables import projection_for
-
-# Types whose writes carry rules beyond `writers` (the last admin, valid usernames): the
-# generic commands leave them to the story's own commands.
-STORY_COMMANDS = {"user": "eventvault user add/update/delete"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +65,7 @@ class Entities:
             values.check_text("the reason", reason, self.max_text)
         self.reason = reason
         self.tables = projection_for(self.catalog)
-        # Private like the appender: only `_record` writes rows.
+        # Private like the appender: only `_record` writes rows through them.
         self._identity = IdentityMap(connection, self.catalog, self.tables)
         self._rows = self._identity.rows
 
@@ -103,14 +100,14 @@ class Entities:
         spec = self.spec(type_name)
         values.check_text(f"the {type_name} reference", ref, self.max_text)
         text = ref.strip()
-        if ":" in text and not _is_uuid(text):
+        if ":" in text and not is_uuid(text):
             prefix, key = text.split(":", 1)
             if prefix != type_name:
                 raise UsageError(f"{ref!r} is not a {type_name} reference")
             text = key
         row = self._row(spec, text)
         if row is None:
-            if not _is_uuid(text) and len(spec.natural_key) != 1:
+            if not is_uuid(text) and len(spec.natural_key) != 1:
                 raise UsageError(f"{ref!r} is not a {type_name} reference: give its UUID")
             raise UsageError(f"no {type_name} {ref!r}")
         return row
@@ -123,7 +120,7 @@ class Entities:
             if row is not None:
                 return self.spec(kind), row
             raise EntityAbsentError(f"no live {kind} {key!r}")
-        if _is_uuid(ref.strip()):
+        if is_uuid(ref.strip()):
             for spec in self.catalog.schema.types:
                 row = self._row(spec, ref.strip())
                 if row is not None:
@@ -131,7 +128,7 @@ class Entities:
         raise EntityAbsentError(f"no live entity {ref!r}; give its UUID or TYPE:KEY")
 
     def _row(self, spec: TypeSpec, text: str) -> dict[str, Any] | None:
-        if _is_uuid(text):
+        if is_uuid(text):
             canonical = text if CANONICAL_UUID.match(text) else str(uuid.UUID(text))
             return self._identity.get(spec.name, canonical, "uuid")
         if len(spec.natural_key) != 1:
@@ -157,63 +154,6 @@ class Entities:
         for reference in spec.references:
             fields[reference.name] = self.uuid_of(reference.target, row[reference.column])
         return fields
-
-    # --- the generic commands: values as typed, references as REFs ----------------------
-
-    def add(self, type_name: str, assignments: Iterable[str]) -> str:
-        spec = self._generic(type_name)
-        return self.create(type_name, parse_assignments(spec, assignments))
-
-    def update(self, ref: str, assignments: Iterable[str]) -> str:
-        spec, _ = self.lookup(ref)
-        return self.change(ref, parse_assignments(self._generic(spec.name), assignments))
-
-    def create(self, type_name: str, given: Mapping[str, Any], entity_id: str | None = None
-               ) -> str:
-        """Create from stored values (references as REFs); `entity_id`: a UUID the caller
-        chose (app capture names rows by natural key), else a new one."""
-        spec = self._generic(type_name)
-        return self.create_entity(spec, self._resolve(spec, given), entity_id)
-
-    def change(self, ref: str, given: Mapping[str, Any]) -> str:
-        """Update from stored values (references as REFs); only real changes are recorded."""
-        spec, row = self.lookup(ref)
-        self._generic(spec.name)
-        if not given:
-            raise UsageError("nothing to change: give at least one --set FIELD=VALUE")
-        return self.update_entity(spec, row, self._resolve(spec, given))
-
-    def delete(self, ref: str) -> str:
-        spec, row = self.lookup(ref)
-        self._generic(spec.name)
-        return self.delete_entity(spec, row)
-
-    def _generic(self, type_name: str) -> TypeSpec:
-        spec = self.spec(type_name)
-        if type_name in STORY_COMMANDS:
-            raise UsageError(f"{type_name} entities are written with `{STORY_COMMANDS[type_name]}`"
-                             " (their rules: roles, the last admin)")
-        return spec
-
-    def _resolve(self, spec: TypeSpec, given: Mapping[str, Any]) -> dict[str, FieldValue]:
-        """References given as REFs, as their targets' UUIDs; unknown fields refused."""
-        resolved: dict[str, FieldValue] = {}
-        for name, value in given.items():
-            reference = spec.reference(name)
-            if reference is None and spec.field(name) is None:
-                raise UsageError(f"{spec.name} has no field {name!r}; fields: "
-                                 f"{', '.join(spec.field_names)}")
-            if reference is None or value is None:
-                resolved[name] = value
-                continue
-            text = str(value)
-            if ":" in text and not _is_uuid(text):
-                target = text.split(":", 1)[0]
-                if target != reference.target and self.catalog.schema.type(target):
-                    raise ValidationError(f"{spec.name} {name} must name a {reference.target},"
-                                          f" not a {target} ({value})")
-            resolved[name] = self.find(text, reference.target)["uuid"]
-        return resolved
 
     # --- the write path: stored values, references as UUIDs ------------------------------
 
@@ -281,17 +221,23 @@ class Entities:
         self._record(self.spec("user"), row["uuid"], version + 1, ACCESS_DENIED,
                      {"command": command})
 
-    def _record(self, spec: TypeSpec, entity_id: str, version: int, event_type: str,
-                fields: Mapping[str, FieldValue]) -> str:
-        """Check the event is allowed and storable, append it and make the same change to
-        the projection row. Every write of the library passes here: this is where the role
-        policy and the limits of stored values are enforced."""
+    def append_event(self, spec: TypeSpec, entity_id: str, version: int, event_type: str,
+                     fields: Mapping[str, FieldValue]) -> None:
+        """Check the event is allowed and storable, then append it. Every write of the
+        library passes here: this is where the role policy and the limits of stored values
+        are enforced. Alone, for a bulk writer that changes the projection rows itself (the
+        caller's job then); the commands use `_record`, which changes the row too."""
         appender = self._writer()
         if event_type != ACCESS_DENIED:
             self._authorize(spec, entity_id, event_type, fields)
         values.check_fields(spec.name, fields, self.max_text)
         appender.append(NewEvent(spec.name, entity_id, version, event_type, self.actor.id,
                                  fields, self.reason))
+
+    def _record(self, spec: TypeSpec, entity_id: str, version: int, event_type: str,
+                fields: Mapping[str, FieldValue]) -> str:
+        """Append the event (`append_event`) and make the same change to the projection row."""
+        self.append_event(spec, entity_id, version, event_type, fields)
         columns: dict[str, Any] = {"version": version}
         if event_type not in (DELETED, ACCESS_DENIED):
             for name, value in fields.items():
@@ -391,7 +337,7 @@ class Entities:
                     f"{', '.join(map(str, field.choices))}, not {value!r}")
             reference = spec.reference(name)
             if reference is not None and value is not None and (
-                not isinstance(value, str) or not _is_uuid(value)
+                not isinstance(value, str) or not is_uuid(value)
                 or self._identity.get(reference.target, value, "uuid") is None
             ):
                 raise ValidationError(
@@ -445,7 +391,7 @@ def _label(spec: TypeSpec, row: Mapping[str, Any]) -> str:
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
-def _is_uuid(text: str) -> bool:
+def is_uuid(text: str) -> bool:
     if CANONICAL_UUID.match(text):  # the common case, without building a UUID object
         return True
     try:

@@ -27,7 +27,8 @@ from eventvault import (
 )
 from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, compile_schema, schema_fields
 from eventvault.domain import Commands
-from eventvault.entities import Actor, Entities
+from eventvault.entities import Actor
+from eventvault.entity_commands import EntityCommands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
@@ -262,8 +263,8 @@ class Vault:
 
     @contextmanager
     def entities(self, actor: str = SYSTEM_ACTOR, reason: str | None = None,
-                 command: str = "entity", write: bool = True) -> Iterator[Entities]:
-        """The generic entity commands (entities.py) as `actor`, committed together; a
+                 command: str = "entity", write: bool = True) -> Iterator[EntityCommands]:
+        """The generic entity commands (entity_commands.py) as `actor`, committed together; a
         refused write is recorded as an `access_denied` event, as `write` does."""
         try:
             with self.connect(write=write) as connection:
@@ -271,7 +272,7 @@ class Vault:
                 appender = store.Appender(connection) if write else None
                 history = appender.tracker.history if appender is not None else \
                     vault_schema.history(connection)
-                found = Entities(connection, appender, history,
+                found = EntityCommands(connection, appender, history,
                                  self._actor(connection, actor, inactive_ok=not write), reason,
                                  self.max_text)
                 yield found
