@@ -55,7 +55,7 @@ class Entities:
                  history: SchemaHistory, actor: Actor, reason: str | None = None,
                  max_text: int | None = None) -> None:
         self.connection = connection
-        self._appender = appender  # private: every append goes through `_record`
+        self._appender = appender  # private: every append goes through `append_event`
         self.history = history
         self.catalog = history.catalog
         self.story = story_names(history)

@@ -1,10 +1,11 @@
 """Who may do what: the role policy, checked at the one place every write passes through.
 
-`authorize` is called by `Entities._record` (entities.py) for every event of the story's types,
-whichever command asked for it (the story's `user add`, `document add`... or the generic
-`entity add/update/delete`), so no path through the library writes what the actor's role does
-not allow; the type's declared `writers` are checked there too. It is told who acts, what kind
-of event on which entity (in the story's field names), and whose the entity is.
+`authorize` is called by `Entities.append_event` (entities.py) for every event of the
+story's types, whichever command asked for it (the story's `user add`, `document add`... or
+the generic `entity add/update/delete`), so no path through the library writes what the
+actor's role does not allow; the type's declared `writers` are checked there too. It is told
+who acts, what kind of event on which entity (in the story's field names), and whose the
+entity is.
 """
 
 from __future__ import annotations
