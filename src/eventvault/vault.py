@@ -37,7 +37,7 @@ from eventvault.schemadoc import Change, Schema, canonical
 from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, system_uuid, vault_created_reason
 from eventvault.tables import events as events_table
 from eventvault.tables import projection as tables
-from eventvault.tables import vault_meta
+from eventvault.tables import projection_for, vault_meta
 
 T = TypeVar("T")
 
@@ -205,7 +205,9 @@ class Vault:
         with self.connect(write=True, create=True) as connection:
             created = self._initialise(connection, declared)
             if writer_role is not None:
-                engine_storage.grant_writer(connection, writer_role)
+                catalog = vault_schema.history(connection).catalog
+                engine_storage.grant_writer(connection, writer_role, [
+                    table.name for table in projection_for(catalog).values()])
             return created
 
     def reinit(self, actor: str, command: str = "reinit") -> int:

@@ -192,12 +192,15 @@ class Storage(ABC):
         """Tables the guard creates that are no part of the schema (tables.py)."""
         return frozenset()
 
-    def grant_writer(self, connection: Connection, role: str) -> None:
-        """Grant `role` what writing and reading need, and no ownership."""
+    def grant_writer(self, connection: Connection, role: str,
+                     projection_tables: Sequence[str]) -> None:
+        """Grant `role` what writing and reading need, and no ownership; on the vault's own
+        tables and its projection's (`projection_tables`, named by the caller, who knows the
+        vault's schema)."""
         self.check_writer_roles()
 
 
-def writer_privileges(connection: Connection) -> list[tuple[str, str]]:
+def writer_privileges(projection_tables: Sequence[str]) -> list[tuple[str, str]]:
     """(privileges, table) a writer needs on each of the vault's tables, on every engine.
 
     Exactly what the write commands, status, verify, snapshot and the audit need: read
@@ -205,9 +208,8 @@ def writer_privileges(connection: Connection) -> list[tuple[str, str]]:
     every append (log_state.py: updated, never deleted; verify checks them against the log).
     Nothing that changes or removes an event, and no ownership, so no DDL either.
     """
-    # Imported on use: the tables and the vault's schema stand above the storage boundary.
-    from eventvault import vault_schema
-    from eventvault.tables import events, log_state, projection_for, vault_meta
+    # Imported on use: the tables stand above the storage boundary.
+    from eventvault.tables import events, log_state, vault_meta
 
     return [
         ("SELECT, INSERT", events.name),
@@ -215,8 +217,7 @@ def writer_privileges(connection: Connection) -> list[tuple[str, str]]:
         ("SELECT", vault_meta.name),
         ("SELECT, INSERT, UPDATE", log_state.name),
         # The vault's own projection tables: a declared schema's, or the dms ones.
-        *(("SELECT, INSERT, UPDATE, DELETE", table.name) for table in
-          projection_for(vault_schema.history(connection).catalog).values()),
+        *(("SELECT, INSERT, UPDATE, DELETE", table) for table in projection_tables),
     ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine
@@ -206,7 +206,8 @@ class MariaDBStorage(Storage):
     def check_writer_roles(self) -> None:
         return
 
-    def grant_writer(self, connection: Connection, role: str) -> None:
+    def grant_writer(self, connection: Connection, role: str,
+                     projection_tables: Sequence[str]) -> None:
         """Table privileges for a writer account (`name` or `name@host`), granted by the
         account that runs init (which needs GRANT OPTION on the database).
 
@@ -230,7 +231,7 @@ class MariaDBStorage(Storage):
             raise UsageError(f"{role!r} runs init and owns the vault; name another account "
                              "as writer")
         database = quote(connection.exec_driver_sql("SELECT DATABASE()").scalar_one())
-        for privileges, table in writer_privileges(connection):
+        for privileges, table in writer_privileges(projection_tables):
             try:
                 connection.exec_driver_sql(
                     f"GRANT {privileges} ON {database}.{quote(table)} TO {who}")

@@ -99,7 +99,8 @@ class PostgreSQLStorage(Storage):
     def check_writer_roles(self) -> None:
         return
 
-    def grant_writer(self, connection: Connection, role: str) -> None:
+    def grant_writer(self, connection: Connection, role: str,
+                     projection_tables: Sequence[str]) -> None:
         """What a writer role may do to a vault, granted by its owner.
 
         The role that runs `init` owns the tables and migrates them; a writer role gets
@@ -126,7 +127,7 @@ class PostgreSQLStorage(Storage):
             f"GRANT CONNECT ON DATABASE {quote(database)} TO {who}",
             f"GRANT USAGE ON SCHEMA {quote(schema_name)} TO {who}",
         ]
-        for privileges, table in writer_privileges(connection):
+        for privileges, table in writer_privileges(projection_tables):
             statements.append(f"GRANT {privileges} ON {quote(table)} TO {who}")
             if "DELETE" not in privileges:  # the projection's tables draw IDs
                 continue
