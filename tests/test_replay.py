@@ -23,7 +23,6 @@ import pytest
 from conftest import ENGINES
 from sqlalchemy import create_engine, text
 
-from eventvault import parallel_fold
 from eventvault.errors import EventVaultError
 from eventvault.events import (
     GENESIS_HASH,
@@ -75,17 +74,7 @@ def references(db: str) -> set[tuple[str, str, str]]:
     return {tuple(row) for row in documents} | {tuple(row) for row in workflows}
 
 
-@pytest.fixture(params=["fold in-process", "fold in a helper process"])
-def fold_where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Either way a replay folds: the helper process is normally only started for large
-    replays, so small test packages go through it only when told to."""
-    if request.param == "fold in a helper process":
-        monkeypatch.setattr(replay_module, "HELPER_FROM_EVENTS", 1)
-    return str(request.param)
-
-
-def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path,
-                                     fold_where: str) -> None:
+def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path) -> None:
     db = db_url
     assert cli("init", db=db).code == 0
     # Make the source's integer IDs differ from what a fresh database hands out: users that
@@ -137,8 +126,7 @@ def test_the_story_survives_a_reinit(db_url: str, cli, tmp_path: Path,
     assert cli("verify", str(safety)).code == 0
 
 
-def test_across_engines_exports_stay_identical(cli, make_db, tmp_path: Path,
-                                               fold_where: str) -> None:
+def test_across_engines_exports_stay_identical(cli, make_db, tmp_path: Path) -> None:
     source, middle, last = make_db("sqlite"), make_db("postgresql"), make_db("sqlite")
     assert cli("init", db=source).code == 0 and cli("demo", db=source).code == 0
     first = tmp_path / "first.evpkg"
@@ -271,7 +259,6 @@ DOC = "22222222-2222-4222-8222-222222222222"
 ])
 def test_a_bad_event_refuses_the_whole_package(db_url: str, cli, tmp_path: Path,
                                                bad_event: tuple, message: str,
-                                               fold_where: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # where the safety snapshot goes, without --safety-snapshot
     package = tmp_path / "bad.evpkg"
@@ -320,7 +307,7 @@ def test_every_flipped_byte_is_caught_by_verify(small_package: Path, cli,
 
 
 def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
-    small_package: Path, cli, make_db, tmp_path: Path, fold_where: str,
+    small_package: Path, cli, make_db, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # where a safety snapshot would go
@@ -348,52 +335,6 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
     assert directory.code == 1 and "directory" in directory.err
 
 
-def test_a_package_swapped_while_it_is_replayed_is_caught(
-        cli, make_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold_where: str) -> None:
-    # Two vaults with logs of the same length and different events: the copy of the log
-    # reads one package while the fold, as if the file had been replaced under it, reads
-    # the other. Each is sound on its own; together they must not make a vault.
-    packages = []
-    for name in ("one", "other"):
-        source = make_db("sqlite")
-        assert cli("init", db=source).code == 0 and cli("demo", db=source).code == 0
-        packages.append(tmp_path / f"{name}.evpkg")
-        assert cli("snapshot", "-o", str(packages[-1]), db=source).code == 0
-    pending = replay_module.PendingFold
-    monkeypatch.setattr(replay_module, "PendingFold", lambda _paths, stop, helper:
-                        pending([str(packages[1])], stop, helper=helper))
-    target = tmp_path / "target.db"
-    result = cli("replay", str(packages[0]), db=f"sqlite:///{target}")
-    assert result.code == 1 and "changed while being replayed" in result.err
-    assert not target.exists()
-
-
-def test_a_helper_that_dies_fails_the_replay_in_one_line(
-        demo_db: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = tmp_path / "p.evpkg"
-    assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
-    monkeypatch.setattr(replay_module, "HELPER_FROM_EVENTS", 1)
-    # The helper is started as `python -m <module>`: a module that does not exist kills it.
-    monkeypatch.setattr(parallel_fold, "__name__", "eventvault.no_such_module")
-    target = tmp_path / "target.db"
-    result = cli("replay", str(package), db=f"sqlite:///{target}")
-    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
-    assert "the fold's helper process failed (exit code 1)" in result.err
-    assert "No module named eventvault.no_such_module" in result.err
-    assert not target.exists()
-
-
-def helpers_folding(package: Path) -> list[str]:
-    """Fold helper processes (`python -m eventvault.parallel_fold ...`) working on `package`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            words = cmdline.read_bytes().decode(errors="replace").split("\0")
-            if "eventvault.parallel_fold" in words and str(package) in " ".join(words):
-                found.append(cmdline.parent.name)
-    return found
-
-
 def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: Path) -> None:
     package = tmp_path / "big.evpkg"
     write_package(package, many_events(2_000, 120_000))
@@ -401,7 +342,7 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
     assert cli("init", db=target).code == 0
     assert cli("user", "add", "only-here", "--as", "admin", db=target).code == 0
     before = export_lines(cli, target, without_restore_jobs=False)
-    temporary = tmp_path / "tmp"  # where the replay's fold helper keeps its answer
+    temporary = tmp_path / "tmp"
     temporary.mkdir()
     environment = {**os.environ, "EVENTVAULT_DB": target, "TMPDIR": str(temporary)}
     # Without --safety-snapshot each attempt writes its own, named by the time, in cwd.
@@ -422,12 +363,7 @@ def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: 
         else:
             pytest.fail(f"replay ended before the kill: {process.stderr.read().decode()}")
     assert killed_mid_way == 6
-    # The fold helpers of the killed replays notice, stop and leave no file behind.
-    deadline = time.monotonic() + 10
-    while helpers_folding(package) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not helpers_folding(package)
-    assert not any(temporary.iterdir())
+    assert not any(temporary.iterdir())  # no temporary file left behind either
     # And the package itself was sound all along: uninterrupted, the replay succeeds.
     assert subprocess.run(command, env=environment, cwd=tmp_path).returncode == 0
     assert counts(cli, target)["document"] == 120_000
@@ -518,37 +454,3 @@ def test_a_connection_terminated_mid_snapshot_fails_in_one_line(
     assert len(line.splitlines()) == 1 and "Traceback" not in line, result.err
     assert "lost the connection to database" in line and "cannot open" not in line
     assert list(tmp_path.iterdir()) == []  # no package, no temporary file
-
-
-ORPHANING_PARENT = """
-import os, sys
-from eventvault import parallel_fold
-# The helper's answer goes into a named file here, so the test can see whether it came.
-parallel_fold.tempfile.TemporaryFile = lambda: open(sys.argv[2], "w+b")
-fold = parallel_fold.PendingFold([sys.argv[1]], int(sys.argv[3]), helper=True)
-print(fold._process.pid, flush=True)
-os._exit(0)  # dies while the helper is still starting up
-"""
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # an orphan nobody reaps stays a zombie, but it has stopped
-
-
-def test_a_helper_orphaned_while_starting_stops_instead_of_folding(tmp_path: Path) -> None:
-    package, answer = tmp_path / "p.evpkg", tmp_path / "answer"
-    events = many_events(500, 60_000)  # folding it takes the helper seconds
-    write_package(package, events)
-    parent = subprocess.run([sys.executable, "-c", ORPHANING_PARENT, str(package), str(answer),
-                             str(len(events))], capture_output=True, check=True, text=True)
-    helper = int(parent.stdout)
-    deadline = time.monotonic() + 60  # generous: only that it stops at all is asserted
-    while running(helper) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not running(helper)
-    # It stopped because its parent was gone, not because it had folded the whole package.
-    assert answer.read_bytes() == b""

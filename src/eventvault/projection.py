@@ -153,55 +153,66 @@ def counts(connection: Connection, catalog: Catalog) -> dict[str, int]:
     }
 
 
-ProjectionRows = dict[str, list[tuple[Any, ...]]]  # type name -> rows, IDs included
+ProjectionRows = Iterator[tuple[str, list[tuple[Any, ...]]]]  # (type name, rows, IDs included)
 
 
-def projection_rows(state: StateFold) -> ProjectionRows:
-    """Every live entity of a folded state as a row for empty projection tables.
+def projection_rows(state: StateFold, *, give_up: bool = False) -> ProjectionRows:
+    """Every live entity of a folded state as rows for empty projection tables, one type at a
+    time in registry order (referenced types first). `give_up`: the fold's entities and
+    versions are cleared as they become rows, so a replay never holds both in full.
 
     Each type's rows get the IDs 1..n in order, so a reference is resolved to its target's
-    new ID without asking the database: a replay's fold helper prepares every row in its own
-    process (parallel_fold.py). Rows are built column by column (a list per column, zipped
-    into tuples) so that the loops run in C.
+    new ID without asking the database. Rows are built column by column (a list per column,
+    zipped into tuples) so that the loops run in C.
     """
     # Two flat lists per type, not a list of pairs: at 1M events the pairs alone were ~20 MB
     # at the replay's peak of memory.
     names = state.catalog.type_names
     uuids_of: dict[str, list[str]] = {name: [] for name in names}
     values_of: dict[str, list[list[FieldValue]]] = {name: [] for name in names}
+    versions_of: dict[str, list[int]] = {name: [] for name in names}
+    versions = state.versions
     for entity_id, (type_name, values) in state.entities.items():
         uuids_of[type_name].append(entity_id)
         values_of[type_name].append(values)
+        versions_of[type_name].append(versions[entity_id])
+    if give_up:
+        state.entities.clear()
+        state.versions.clear()
     new_ids: dict[str, dict[str, int]] = {}
-    rows: ProjectionRows = {}
     for entity in state.catalog.schema.types:
         uuids, found = uuids_of.pop(entity.name), values_of.pop(entity.name)
         ids = range(1, len(uuids) + 1)
-        new_ids[entity.name] = dict(zip(uuids, ids, strict=True))
+        if any(r.target == entity.name for t in state.catalog.schema.types
+               for r in t.references):
+            new_ids[entity.name] = dict(zip(uuids, ids, strict=True))
         columns = [[values[i] for values in found] for i in range(len(entity.fields))]
         for i, reference in enumerate(entity.references, len(entity.fields)):
             # `get`: an absent (None) reference stays None; the fold has checked that every
             # other one exists, and the replay's read-back would catch one that went missing.
             columns.append(list(map(new_ids[reference.target].get,
                                     [values[i] for values in found])))
-        rows[entity.name] = list(zip(ids, uuids, map(state.versions.__getitem__, uuids),
-                                     *columns, strict=True))
-    return rows
+        del found
+        yield entity.name, list(zip(ids, uuids, versions_of.pop(entity.name), *columns,
+                                    strict=True))
 
 
 def load_rows(connection: Connection, catalog: Catalog, rows: ProjectionRows) -> None:
-    """Write prepared rows into empty projection tables, in registry order (referenced rows
-    first), through the driver's executemany: the bulk path of a replay. The rows carry
-    their IDs, so each table's next ID is moved past them (storage/)."""
+    """Write prepared rows into empty projection tables, type by type as `rows` gives them
+    (referenced rows first), through the driver's executemany: the bulk path of a replay.
+    The rows carry their IDs, so each table's next ID is moved past them (storage/)."""
     engine_storage = storage.for_connection(connection)
     cursor = connection.connection.cursor()
     tables = projection_for(catalog)
     quote = connection.dialect.identifier_preparer.quote
-    for entity in catalog.schema.types:
+    for type_name, type_rows in rows:
+        entity = catalog.schema.type(type_name)
+        assert entity is not None
         columns = ["id", "uuid", "version", *(f.name for f in entity.fields),
                    *(r.column for r in entity.references)]
-        engine_storage.load_rows(cursor, tables[entity.name].name, list(map(quote, columns)),
-                                 rows[entity.name], LOAD_BATCH)
+        engine_storage.load_rows(cursor, tables[type_name].name, list(map(quote, columns)),
+                                 type_rows, LOAD_BATCH)
+        del type_rows  # each type's rows go before the next type's are built
     cursor.close()
 
 

@@ -1,13 +1,17 @@
 """`eventvault replay`: rebuild a vault from packages, all or nothing, and prove it complete.
 
-One transaction on the target: reset the schema, copy every event (same seq, same hash) while
-the events are folded beside it (in a helper process for large replays, `parallel_fold.py`; the
-fold checks every reference at that point in time), write the folded state into the
-projection with the target's own IDs, then recompute counts and digest from the target's
-tables and compare them with the fold's, and the fold's with the package's (at its head or a
-checkpoint). Any failure rolls the whole transaction back; a file the replay created is
-removed again. Where DDL cannot roll back (MariaDB) the vault is built beside the target and
-swapped in once checked (_replay_beside).
+One transaction on the target: reset the schema, copy every event (same seq, same hash) and
+fold it (the fold checks every reference at that point in time) in one pass, each record
+decompressed, decoded and chain-checked once; write the folded state into the projection with
+the target's own IDs, then recompute counts and digest from the target's tables and compare
+them with the fold's, and the fold's with the package's (at its head or a checkpoint). Any
+failure rolls the whole transaction back; a file the replay created is removed again. Where
+DDL cannot roll back (MariaDB) the vault is built beside the target and swapped in once
+checked (_replay_beside).
+
+One process: until 0.2.0 a helper process folded the packages beside the copy, so every
+record was read twice (measured at 1M events: 3.1x the floor's CPU time against ~1.6x for one
+pass; bench/README.md has the figures).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import Connection, inspect
 
 from eventvault import engine as engines
 from eventvault import log_state, projection, schema, storage, store, vault_schema
-from eventvault.catalog import Catalog, compile_schema
+from eventvault.catalog import Catalog
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
 from eventvault.errors import (
@@ -36,13 +40,9 @@ from eventvault.errors import (
     ValidationError,
 )
 from eventvault.events import us_to_iso
+from eventvault.fold import StateFold
 from eventvault.package import PackageReader, open_chain
-from eventvault.parallel_fold import (
-    HELPER_FROM_EVENTS,
-    FoldedState,
-    PendingFold,
-)
-from eventvault.schemadoc import from_canonical
+from eventvault.projection import projection_rows
 from eventvault.snapshot import snapshot
 from eventvault.tables import events, vault_meta
 from eventvault.tables import projection as tables
@@ -285,26 +285,21 @@ def _replay_into(
         [index for table in tables.values() for index in table.indexes])
     for index in (*log_indexes, *table_indexes):
         index.drop(connection)
-    # The fold runs beside the copy of the log, in a helper process when that pays.
-    fold = PendingFold([reader.path for reader in readers], stop,
-                       helper=stop - header.base_seq >= HELPER_FROM_EVENTS)
-    try:
-        last_seq, last_hash = _copy_log(connection, readers, stop, progress)
-        for index in log_indexes:  # the helper's last seconds overlap this sort
-            index.create(connection)
-        folded = fold.result()  # read once the helper is gone: never in memory twice
-    except BaseException:
-        fold.cancel()
-        raise
+    fold = StateFold()
+    last_seq, last_hash = _copy_log(connection, readers, stop, fold, progress)
     if last_seq != stop:
         raise PackageError(f"the packages end at seq {last_seq}, before seq {stop}")
-    if (folded.last_seq, folded.last_hash) != (last_seq, last_hash):
-        raise PackageError("the packages changed while being replayed (the events folded are "
-                           "not the events copied); replay them again")
-    catalog = compile_schema(from_canonical(folded.schema))
+    if fold.last_seq != last_seq:  # the fold saw every event the copy wrote, and no other
+        raise IntegrityError(f"the fold ended at seq {fold.last_seq}, the copy at {last_seq}")
+    for index in log_indexes:
+        index.create(connection)
+    folded = _FoldedState(fold.final_digest(), dict(fold.counts))
+    catalog = fold.catalog
     if vault_schema.use_tables(connection, catalog):  # a declared schema's own tables
         table_indexes = []  # dropped with the dms tables; the new ones are built with theirs
-    projection.load_rows(connection, catalog, folded.rows)
+    # The fold's entities become the rows (and are given up): never both held in full.
+    projection.load_rows(connection, catalog, projection_rows(fold, give_up=True))
+    del fold
     for index in table_indexes:
         index.create(connection)
     verified_against = _verify(connection, catalog, readers, folded, stop)
@@ -326,16 +321,26 @@ def _replay_into(
     )
 
 
+@dataclass(frozen=True)
+class _FoldedState:
+    """What the final verification needs of the fold."""
+
+    digest: str
+    counts: dict[str, int]
+
+
 def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
-              progress: Progress | None) -> tuple[int, bytes]:
-    """Insert the packages' events up to `stop` as they are (each frame verified first);
-    returns the seq and chain hash of the last one."""
+              fold: StateFold, progress: Progress | None) -> tuple[int, bytes]:
+    """Insert the packages' events up to `stop` as they are (each frame verified first),
+    folding each one as it goes; returns the seq and chain hash of the last one."""
+    apply = fold.apply
     last_seq, last_hash = readers[0].header.base_seq, readers[0].header.base_hash
     batch: list[tuple[store.Event, bytes]] = []
     for reader in readers:
         if reader.header.base_seq >= stop:
             break
         for entry in reader.entries(stop_seq=stop if stop <= reader.footer.head_seq else None):
+            apply(entry[0])
             batch.append(entry)
             if len(batch) >= BATCH:
                 store.insert_events(connection, batch, bulk=True)
@@ -352,7 +357,7 @@ def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
 
 
 def _verify(connection: Connection, catalog: Catalog, readers: list[PackageReader],
-            folded: FoldedState, stop: int) -> str:
+            folded: _FoldedState, stop: int) -> str:
     """The target's own tables, read back as any reader would, must hold the folded state,
     and that must be the state the package recorded at `stop` (if it recorded one there)."""
     table_counts = projection.counts(connection, catalog)
