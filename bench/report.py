@@ -95,14 +95,27 @@ def figures(raw: Raw) -> list[Figure]:
                            ("postgresql", raw.get("replay_postgresql"))):
         if replay is None:
             continue
-        target = Target("<=", 1.5, "ratio") if engine == "sqlite" else None
-        found += [
-            _rate(f"replay_{engine}", f"replay into {engine}, verification included", replay,
-                  floor_rate, target),
-            Figure(f"replay_{engine}_rss", f"replay into {engine}: peak RSS",
-                   replay["rss_peak_mb"], "MB",
-                   target=Target("<", 600, "value") if engine == "sqlite" else None),
-        ]
+        sqlite = engine == "sqlite"
+        found.append(_rate(f"replay_{engine}", f"replay into {engine}, verification included",
+                           replay, floor_rate, Target("<=", 1.3, "ratio") if sqlite else None))
+        if sqlite and "cpu_seconds" in replay and "cpu_seconds" in floor:  # issue 14
+            found += [
+                Figure("replay_sqlite_cpu", "replay into sqlite: CPU time (every process)",
+                       replay["cpu_seconds"], "s", replay["cpu_seconds"] / floor["cpu_seconds"],
+                       Target("<=", 1.6, "ratio")),
+                Figure("floor_cpu", "floor: CPU time", floor["cpu_seconds"], "s", 1.0),
+                Figure("replay_sqlite_load", "replay into sqlite: load average before",
+                       replay["load_before"], ""),
+            ]
+        found.append(Figure(f"replay_{engine}_rss", f"replay into {engine}: peak RSS",
+                            replay["rss_peak_mb"], "MB",
+                            target=Target("<", 600, "value") if sqlite else None))
+        if sqlite and replay.get("live_entities"):
+            found.append(Figure("replay_sqlite_rss_per_entity",
+                                "replay into sqlite: peak RSS over start-up, per live entity",
+                                (replay["rss_peak_mb"] - replay["rss_baseline_mb"]) * 1000
+                                / replay["live_entities"], "KB", target=Target("<=", 0.5,
+                                                                               "value")))
     found += [
         _rate("verify_package", "verify a package", raw["verify_package"], floor_rate),
         Figure("verify_package_rss", "verify a package: peak RSS",

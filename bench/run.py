@@ -69,6 +69,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--single", type=int, default=None,
                         help="commands appended one per transaction "
                              "(default events/100, at least 100, at most 2000)")
+    parser.add_argument("--mix", choices=sorted(workload.MIXES), default="history",
+                        help="history: the realistic mix (default); live: nearly every event "
+                             "creates an entity (~1 live entity an event: the replay's memory)")
     parser.add_argument("--seed", type=int, default=6, help="workload and picks seed")
     parser.add_argument("--picks", type=int, default=50, help="audit queries per kind")
     parser.add_argument("--vault", metavar="PATH",
@@ -96,7 +99,8 @@ def _measure(options: argparse.Namespace, work: Path) -> dict[str, Any]:
     else:
         _say(f"building a vault of {options.events:,} events through the domain API in {work}")
         built = workload.build(url, options.events, batch=options.batch, single=options.single,
-                               seed=options.seed, progress=_Progress(options.events))
+                               seed=options.seed, progress=_Progress(options.events),
+                               mix=options.mix)
         raw["build"] = {
             "events": built.events, "batch": built.batch, "drawn": vars(built.drawn),
             "batched": vars(built.batched), "single": vars(built.single),

@@ -25,6 +25,10 @@ from eventvault.system import WORKFLOW_STATES
 from eventvault.vault import Vault
 
 SHARES = {"user": 0.02, "document": 0.30, "update": 0.40, "transition": 0.28}
+# `--mix live` (issue 14): nearly every event creates an entity, so that 1M events leave ~1M
+# live entities, the fold's memory at its largest for the log's length.
+MIXES = {"history": SHARES,
+         "live": {"user": 0.02, "document": 0.97, "update": 0.005, "transition": 0.005}}
 AUTHOR_SHARE, REVIEWER_SHARE = 0.01, 0.005  # of all users
 REVIEWER_UPDATES = 0.10  # share of document updates made by the document's reviewer
 MOVE_SHARE = 0.8  # of a reviewer's transitions while they also have workflows to start
@@ -58,10 +62,10 @@ class Plan:
     reviewers: int
 
     @classmethod
-    def for_events(cls, events: int) -> Plan:
-        users = max(8, round(events * SHARES["user"]))
-        documents = round(events * SHARES["document"])
-        updates = round(events * SHARES["update"])
+    def for_events(cls, events: int, shares: dict[str, float] = SHARES) -> Plan:
+        users = max(8, round(events * shares["user"]))
+        documents = round(events * shares["document"])
+        updates = round(events * shares["update"])
         transitions = events - users - documents - updates
         return cls(events, users, documents, updates, transitions,
                    authors=max(4, round(users * AUTHOR_SHARE)),
@@ -331,13 +335,13 @@ class BuildResult:
 
 
 def build(url: str, events: int, *, batch: int, single: int, seed: int,
-          progress: Callable[[int], None] | None = None) -> BuildResult:
-    """Initialise a vault at `url` and fill it to about `events` events."""
+          progress: Callable[[int], None] | None = None, mix: str = "history") -> BuildResult:
+    """Initialise a vault at `url` and fill it to about `events` events of `mix` (MIXES)."""
     vault = Vault(url)
     try:
         vault.init()
         system_events = _head_seq(vault)
-        plan = Plan.for_events(events - system_events)
+        plan = Plan.for_events(events - system_events, MIXES[mix])
         workload = Workload(plan, seed)
         batched, single_timing = Timing(), Timing()
         _run(vault, workload.staff_session(), batched)
