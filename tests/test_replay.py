@@ -425,7 +425,6 @@ def test_a_connection_terminated_mid_replay_fails_in_one_line(
     package, safety = tmp_path / "p.evpkg", tmp_path / "safety.evpkg"
     assert cli("snapshot", "-o", str(package), db=db).code == 0
     before = export_lines(cli, db, without_restore_jobs=False)
-    monkeypatch.setattr(replay_module, "BATCH", 10)
     monkeypatch.setattr(store, "insert_events",
                         once(lambda: terminate_other_backends(db), store.insert_events))
     result = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),

@@ -29,7 +29,7 @@ import zstandard
 
 from eventvault import new_files
 from eventvault.errors import PackageError, UsageError
-from eventvault.events import Event, chain_hash, event_from_record, iter_records
+from eventvault.events import Event, event_from_record, iter_records
 from eventvault.package_format import (
     BASE_VERSION,
     ELEVEN_ELEMENTS,
@@ -370,6 +370,12 @@ class PackageReader:
 
     def entries(self, stop_seq: int | None = None) -> Iterator[tuple[Event, bytes]]:
         """Like `events`, each event with its canonical record bytes (replay stores them)."""
+        for batch in self.frame_entries(stop_seq):
+            yield from batch
+
+    def frame_entries(self, stop_seq: int | None = None) -> Iterator[list[tuple[Event, bytes]]]:
+        """Like `entries`, a verified frame's entries at a time (a replay's loop, without a
+        generator step per event)."""
         if stop_seq is not None and stop_seq <= self.header.base_seq:
             return
         previous = self.header.base_hash
@@ -377,9 +383,9 @@ class PackageReader:
             batch = self._verify_frame(number, info, data, previous)
             previous = info.end_hash
             if stop_seq is not None and stop_seq <= info.last_seq:
-                yield from batch[: stop_seq - info.first_seq + 1]
+                yield batch[: stop_seq - info.first_seq + 1]
                 return
-            yield from batch
+            yield batch
         if previous != self.footer.head_hash:  # also checked at open; kept as the last word
             raise PackageError(f"{self.path}: head hash mismatch")
 
@@ -388,10 +394,11 @@ class PackageReader:
         where = f"{self.path}: frame {number} (seq {info.first_seq}-{info.last_seq})"
         batch: list[tuple[Event, bytes]] = []
         seq, time, consumed = info.first_seq - 1, info.first_time, 0
+        sha256, from_record, append = hashlib.sha256, event_from_record, batch.append
         try:
             for item, record in iter_records(data):
-                previous = chain_hash(previous, record)
-                event = event_from_record(item, previous)
+                previous = sha256(previous + record).digest()  # events.chain_hash, inlined
+                event = from_record(item, previous)
                 seq += 1
                 if event.seq != seq:
                     raise Corrupt(f"seq {event.seq} found where seq {seq} is due")
@@ -399,7 +406,7 @@ class PackageReader:
                     raise Corrupt(f"recorded_at goes back in time at seq {seq}")
                 time = event.recorded_at
                 consumed += len(record)
-                batch.append((event, record))
+                append((event, record))
         except Corrupt as exc:
             raise PackageError(f"{where}: {exc}") from None
         except (ValueError, TypeError, msgpack.UnpackException) as exc:

@@ -17,7 +17,7 @@ from sqlalchemy.sql import Select
 from eventvault import storage
 from eventvault.catalog import Catalog
 from eventvault.events import FieldValue
-from eventvault.fold import StateFold
+from eventvault.fold import VALUES, StateFold
 from eventvault.schemadoc import TypeSpec
 from eventvault.store import stream_rows
 from eventvault.tables import projection, projection_for
@@ -156,63 +156,77 @@ def counts(connection: Connection, catalog: Catalog) -> dict[str, int]:
 ProjectionRows = Iterator[tuple[str, list[tuple[Any, ...]]]]  # (type name, rows, IDs included)
 
 
-def projection_rows(state: StateFold, *, give_up: bool = False) -> ProjectionRows:
-    """Every live entity of a folded state as rows for empty projection tables, one type at a
-    time in registry order (referenced types first). `give_up`: the fold's entities and
-    versions are cleared as they become rows, so a replay never holds both in full.
+def projection_rows(state: StateFold, *, give_up: bool = False,
+                    chunk: int = LOAD_BATCH) -> ProjectionRows:
+    """Every live entity of a folded state as rows for empty projection tables, in chunks of
+    `chunk` rows: type by type in registry order (referenced types first), each type's rows
+    in ID order. `give_up`: the fold's entities are cleared and each chunk's entities let go
+    as it is built, so a replay never holds the fold and the rows in full at once.
 
     Each type's rows get the IDs 1..n in order, so a reference is resolved to its target's
-    new ID without asking the database. Rows are built column by column (a list per column,
-    zipped into tuples) so that the loops run in C.
+    new ID without asking the database; only the UUIDs something refers to are mapped
+    (at 1M live documents, a map of them all was ~100 MB). Rows are built column by column
+    (a list per column, zipped into tuples) so that the loops run in C.
     """
-    # Two flat lists per type, not a list of pairs: at 1M events the pairs alone were ~20 MB
-    # at the replay's peak of memory.
-    names = state.catalog.type_names
-    uuids_of: dict[str, list[str]] = {name: [] for name in names}
-    values_of: dict[str, list[list[FieldValue]]] = {name: [] for name in names}
-    versions_of: dict[str, list[int]] = {name: [] for name in names}
-    versions = state.versions
-    for entity_id, (type_name, values) in state.entities.items():
-        uuids_of[type_name].append(entity_id)
-        values_of[type_name].append(values)
-        versions_of[type_name].append(versions[entity_id])
+    types = state.catalog.schema.types
+    uuids_of: dict[str, list[str]] = {entity.name: [] for entity in types}
+    records_of: dict[str, list[tuple[Any, ...]]] = {entity.name: [] for entity in types}
+    for entity_id, record in state.entities.items():  # (type, version, *values)
+        uuids_of[record[0]].append(entity_id)
+        records_of[record[0]].append(record)
     if give_up:
         state.entities.clear()
-        state.versions.clear()
+    referenced: set[str] = set()
+    for entity in types:
+        for i, _reference in enumerate(entity.references, VALUES + len(entity.fields)):
+            referenced.update(record[i] for record in records_of[entity.name])
+    targets = {reference.target for entity in types for reference in entity.references}
     new_ids: dict[str, dict[str, int]] = {}
-    for entity in state.catalog.schema.types:
-        uuids, found = uuids_of.pop(entity.name), values_of.pop(entity.name)
-        ids = range(1, len(uuids) + 1)
-        if any(r.target == entity.name for t in state.catalog.schema.types
-               for r in t.references):
-            new_ids[entity.name] = dict(zip(uuids, ids, strict=True))
-        columns = [[values[i] for values in found] for i in range(len(entity.fields))]
-        for i, reference in enumerate(entity.references, len(entity.fields)):
-            # `get`: an absent (None) reference stays None; the fold has checked that every
-            # other one exists, and the replay's read-back would catch one that went missing.
-            columns.append(list(map(new_ids[reference.target].get,
-                                    [values[i] for values in found])))
-        del found
-        yield entity.name, list(zip(ids, uuids, versions_of.pop(entity.name), *columns,
-                                    strict=True))
+    for entity in types:
+        uuids, found = uuids_of.pop(entity.name), records_of.pop(entity.name)
+        if entity.name in targets:
+            new_ids[entity.name] = {uuid: row_id for row_id, uuid in enumerate(uuids, 1)
+                                    if uuid in referenced}
+        first = 1
+        while found:
+            part, part_uuids = found[:chunk], uuids[:chunk]
+            if give_up:
+                del found[:chunk], uuids[:chunk]
+            else:
+                found, uuids = found[chunk:], uuids[chunk:]
+            columns = [[record[i] for record in part]
+                       for i in range(1, VALUES + len(entity.fields))]  # version, fields
+            for i, reference in enumerate(entity.references, VALUES + len(entity.fields)):
+                # `get`: an absent (None) reference stays None; the fold has checked that
+                # every other one exists, and the replay's read-back would catch one that
+                # went missing.
+                columns.append(list(map(new_ids[reference.target].get,
+                                        [record[i] for record in part])))
+            del part
+            yield entity.name, list(zip(range(first, first + len(part_uuids)), part_uuids,
+                                        *columns, strict=True))
+            first += len(part_uuids)
 
 
 def load_rows(connection: Connection, catalog: Catalog, rows: ProjectionRows) -> None:
-    """Write prepared rows into empty projection tables, type by type as `rows` gives them
+    """Write prepared rows into empty projection tables, chunk by chunk as `rows` gives them
     (referenced rows first), through the driver's executemany: the bulk path of a replay.
     The rows carry their IDs, so each table's next ID is moved past them (storage/)."""
     engine_storage = storage.for_connection(connection)
     cursor = connection.connection.cursor()
     tables = projection_for(catalog)
     quote = connection.dialect.identifier_preparer.quote
-    for type_name, type_rows in rows:
-        entity = catalog.schema.type(type_name)
-        assert entity is not None
-        columns = ["id", "uuid", "version", *(f.name for f in entity.fields),
-                   *(r.column for r in entity.references)]
-        engine_storage.load_rows(cursor, tables[type_name].name, list(map(quote, columns)),
-                                 type_rows, LOAD_BATCH)
-        del type_rows  # each type's rows go before the next type's are built
+    columns_of: dict[str, list[str]] = {}
+    for type_name, chunk in rows:
+        columns = columns_of.get(type_name)
+        if columns is None:
+            entity = catalog.schema.type(type_name)
+            assert entity is not None
+            columns = columns_of[type_name] = list(map(quote, [
+                "id", "uuid", "version", *(f.name for f in entity.fields),
+                *(r.column for r in entity.references)]))
+        engine_storage.load_rows(cursor, tables[type_name].name, columns, chunk, LOAD_BATCH)
+        del chunk  # each chunk goes before the next is built
     cursor.close()
 
 
@@ -228,20 +242,20 @@ def differences(connection: Connection, state: StateFold) -> list[str]:
     for type_name in catalog.type_names:
         for entity_id, values in read_entities(connection, catalog, type_name):
             seen.add(entity_id)
-            expected = state.entities.get(entity_id)
+            expected = state.values(entity_id)
             if expected is None:
                 found.append(f"{type_name} {entity_id} is in the tables but not in the log")
             elif expected[0] != type_name or expected[1] != values:
                 found.append(f"{type_name} {entity_id} differs from the log")
-    for entity_id, (type_name, _values) in state.entities.items():
+    for entity_id, record in state.entities.items():
         if entity_id not in seen:
-            found.append(f"{type_name} {entity_id} is in the log but not in the tables")
+            found.append(f"{record[0]} {entity_id} is in the log but not in the tables")
     # The bookkeeping column too: the command path must never act on a wrong `version`.
     for entity in catalog.schema.types:
         for entity_id, version in stream_rows(
                 connection, f"SELECT uuid, version FROM {entity.table}"):
-            expected = state.versions.get(entity_id)
-            if entity_id in state.entities and version != expected:
+            expected = state.version(entity_id)
+            if expected is not None and version != expected:
                 found.append(f"{entity.name} {entity_id} has version {version} in the tables, "
                              f"{expected} in the log")
     return found

@@ -48,7 +48,6 @@ from eventvault.tables import events, vault_meta
 from eventvault.tables import projection as tables
 from eventvault.vault import Vault
 
-BATCH = 5000
 Progress = Callable[[int, int], None]  # (events applied, events expected)
 
 
@@ -335,22 +334,17 @@ def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
     folding each one as it goes; returns the seq and chain hash of the last one."""
     apply = fold.apply
     last_seq, last_hash = readers[0].header.base_seq, readers[0].header.base_hash
-    batch: list[tuple[store.Event, bytes]] = []
     for reader in readers:
         if reader.header.base_seq >= stop:
             break
-        for entry in reader.entries(stop_seq=stop if stop <= reader.footer.head_seq else None):
-            apply(entry[0])
-            batch.append(entry)
-            if len(batch) >= BATCH:
-                store.insert_events(connection, batch, bulk=True)
-                last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
-                batch = []
-                if progress:
-                    progress(last_seq, stop)
-    if batch:
-        store.insert_events(connection, batch, bulk=True)
-        last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
+        for batch in reader.frame_entries(
+                stop_seq=stop if stop <= reader.footer.head_seq else None):
+            for event, _record in batch:
+                apply(event)
+            store.insert_events(connection, batch, bulk=True)
+            last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
+            if progress:
+                progress(last_seq, stop)
     if progress:  # the last one too, so a progress bar ends at 100 %
         progress(last_seq, stop)
     return last_seq, last_hash

@@ -141,8 +141,8 @@ class Storage(ABC):
                f"VALUES ({', '.join([self.marker] * len(columns))})")
         for at in range(0, len(rows), batch):
             cursor.executemany(sql, rows[at:at + batch])
-        if rows:
-            self.move_id_sequence(cursor, table, len(rows))
+        if rows:  # the last row's ID: rows may come in chunks (projection.load_rows)
+            self.move_id_sequence(cursor, table, rows[-1][0])
 
     def droppable_indexes(self, indexes: list[Index]) -> list[Index]:
         """Of a table's indexes, those a bulk load may drop and build again after."""
