@@ -139,12 +139,22 @@ def event_from_record(item: list[Any], event_hash: bytes) -> Event:
 
 
 _STR = frozenset((str,))
+# The principals of a log repeat (a few users and roles): the last one found well-formed is
+# kept, and a map equal to it is well-formed too (decoded msgpack: a str equals only a str).
+_last_principal: list[dict[object, object]] = [{}]
 
 
 def _is_principal(value: object) -> bool:
-    # Set operations over the types, not a generator: run for every record a replay reads
-    # (measured: 3.7x faster over a package's records).
-    return type(value) is dict and {*map(type, value), *map(type, value.values())} <= _STR
+    # Run for every record a replay reads: equality with the last one, else set operations
+    # over the types (measured: 0.83 -> ~0.1 us a record on a replay's package).
+    if type(value) is not dict:
+        return False
+    if value == _last_principal[0]:
+        return True
+    if {*map(type, value), *map(type, value.values())} <= _STR:
+        _last_principal[0] = value
+        return True
+    return False
 
 
 def principal_text(principal: Principal | None) -> str | None:
