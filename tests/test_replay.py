@@ -33,7 +33,7 @@ from eventvault.events import (
     pack_payload,
 )
 from eventvault.fold import StateFold
-from eventvault.package import PackageHeader, PackageWriter
+from eventvault.package import PackageHeader, PackageReader, PackageWriter
 from eventvault.snapshot import snapshot
 from eventvault.vault import Vault
 
@@ -333,6 +333,27 @@ def test_damaged_packages_are_refused_by_replay_leaving_the_target_alone(
     assert export_lines(cli, target, without_restore_jobs=False) == before
     directory = cli("replay", str(tmp_path), db=target)
     assert directory.code == 1 and "directory" in directory.err
+
+
+def test_a_fold_that_misses_an_event_fails_the_replay(
+        demo_db: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Copy and fold share one pass, so they see the same events; the replay still checks that
+    # the fold ended where the copy did before it trusts the fold's state.
+    package = tmp_path / "p.evpkg"
+    assert cli("snapshot", "-o", str(package), db=demo_db).code == 0
+    apply = StateFold.apply
+
+    def apply_all_but_the_last(self: StateFold, event) -> None:
+        if event.seq < head:
+            apply(self, event)
+
+    head = PackageReader(package).footer.head_seq
+    monkeypatch.setattr(StateFold, "apply", apply_all_but_the_last)
+    target = tmp_path / "target.db"
+    result = cli("replay", str(package), db=f"sqlite:///{target}")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    assert f"the fold ended at seq {head - 1}, the copy at {head}" in result.err
+    assert not target.exists()
 
 
 def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: Path) -> None:
