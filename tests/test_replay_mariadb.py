@@ -16,8 +16,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from test_replay import export_lines, many_events, write_package
 
+from eventvault import vault_schema
 from eventvault.package import PackageWriter
-from eventvault.storage import mariadb
 
 
 def fingerprint(url: str) -> dict[str, object]:
@@ -122,10 +122,9 @@ def test_failing_replays_leave_the_target_exactly_as_it_was(
         assert fingerprint(target) == before
     # The swap itself failing (a table it names is missing): MariaDB undoes the renames it
     # had made in that statement; the staged log and the built database are dropped.
-    vault_tables = mariadb._vault_tables
-    monkeypatch.setattr(mariadb, "_vault_tables",
-                        lambda connection, present: vault_tables(connection, present)
-                        | {"no_such_table"})
+    own_tables = vault_schema.own_tables
+    monkeypatch.setattr(vault_schema, "own_tables",
+                        lambda connection: own_tables(connection) | {"no_such_table"})
     result = replace(target, package, tmp_path)
     assert result.code == 1 and "no_such_table" in result.err and result.err.count("\n") == 1
     assert fingerprint(target) == before

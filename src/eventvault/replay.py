@@ -173,7 +173,7 @@ def _replay_beside(
                 beside.connect(write=True, create=True, bulk=True) as building:
             result = _replay_into(building, readers, stop, actor, progress)
         if swap:  # the build committed and its connections are closed: nothing holds it
-            engine_storage.swap_in(connection, built)
+            engine_storage.swap_in(connection, built, vault_schema.own_tables(connection))
     return result
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, inspect, select
 
 from eventvault import codec
 from eventvault.catalog import LEGACY_HASH, SCHEMA_ENTITY, Catalog, schema_from_payload
 from eventvault.events import decode_record, unpack_payload
 from eventvault.fold import SchemaHistory
-from eventvault.tables import events, projection, projection_for
+from eventvault.tables import events, log_state, projection, projection_for, vault_meta
 
 _HISTORIES: dict[tuple[bytes, ...], SchemaHistory] = {}
 
@@ -50,6 +50,18 @@ def use_tables(connection: Connection, catalog: Catalog) -> bool:
     for table in projection_for(catalog).values():  # dependency order: targets first
         table.create(connection)
     return True
+
+
+def own_tables(connection: Connection) -> set[str]:
+    """The names of the vault's tables in the connection's database (alembic's, the log's,
+    the maintained state's, its schema's projection), none if it holds no vault; another
+    application's tables beside them are not among them."""
+    present = set(inspect(connection).get_table_names())
+    if events.name not in present:
+        return set()
+    catalog = history(connection).catalog
+    return present & {"alembic_version", events.name, log_state.name, vault_meta.name,
+                      *(table.name for table in projection_for(catalog).values())}
 
 
 def drop_vault(connection: Connection) -> None:

@@ -166,8 +166,9 @@ class Storage(ABC):
         raise NotImplementedError(f"{self.name} replays in one transaction")
         yield connection.engine.url  # a generator, for the signature's sake
 
-    def swap_in(self, connection: Connection, built: URL) -> None:
-        """Replace the vault of `connection` (if any) by the one built at `built`, at once:
+    def swap_in(self, connection: Connection, built: URL, vault_tables: set[str]) -> None:
+        """Replace the vault of `connection` (if any; its tables are `vault_tables`) by the
+        one built at `built`, at once:
         a reader sees the old vault or the new one, never half, and the log is guarded
         throughout. Raises, leaving the old vault as it was, if the swap cannot be made."""
         raise NotImplementedError(f"{self.name} replays in one transaction")

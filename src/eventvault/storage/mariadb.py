@@ -148,7 +148,7 @@ class MariaDBStorage(Storage):
             with contextlib.suppress(Exception):
                 names.clear(connection)
 
-    def swap_in(self, connection: Connection, built: URL) -> None:
+    def swap_in(self, connection: Connection, built: URL, vault_tables: set[str]) -> None:
         """The built vault's tables replace the old vault's by one RENAME TABLE, which
         MariaDB makes atomic for all the tables it names: a reader's transaction ends on
         the old tables before it, the next one begins on the new (it waits for open
@@ -166,7 +166,8 @@ class MariaDBStorage(Storage):
         """
         names = _Beside(connection)
         present = _tables(connection, names.target)
-        retired = _vault_tables(connection, present)
+        # The old vault's tables and its guard's; another application's tables stay.
+        retired = vault_tables | ({TRUNCATE_GUARD} & present) if vault_tables else set()
         arriving = _tables(connection, names.new)
         foreign = (present - retired) & arriving
         if foreign:
@@ -289,21 +290,6 @@ def _tables(connection: Connection, database: str) -> set[str]:
     return {name for (name,) in connection.exec_driver_sql(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
         (database,)).all()}
-
-
-def _vault_tables(connection: Connection, present: set[str]) -> set[str]:
-    """Of the tables `present` in the vault's database, those of the vault: alembic's, the
-    guard's and its schema's projection (another application's tables stay)."""
-    if "events" not in present:
-        return set()
-    # Imported on use: the tables and the vault's schema stand above the storage boundary.
-    from eventvault import vault_schema
-    from eventvault.tables import events, log_state, projection_for, vault_meta
-
-    catalog = vault_schema.history(connection).catalog
-    own = {"alembic_version", TRUNCATE_GUARD, events.name, log_state.name, vault_meta.name,
-           *(table.name for table in projection_for(catalog).values())}
-    return present & own
 
 
 STORAGE = MariaDBStorage()
