@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.engine import Connection, Engine
 
-from eventvault.app.columns import read_expression, to_stored
+from eventvault.app.columns import normal_decimal, read_expression, to_stored
 from eventvault.app.connect import reading
 from eventvault.app.identity import IdentityMap, natural_uuid
-from eventvault.app.mapping import AppMapping, AppTable
+from eventvault.app.mapping import AppField, AppMapping, AppTable
 from eventvault.app.state import Change, State, diff
 from eventvault.errors import IntegrityError, ValidationError
 from eventvault.schemadoc.kinds import KindError
@@ -54,14 +54,22 @@ def referenced_columns(mapping: AppMapping) -> dict[str, set[str]]:
     return found
 
 
+def _field_value(spec: AppTable, item: AppField, row: Sequence[Any], index: int) -> Any:
+    try:
+        value = to_stored(item.kind, row[index])
+    except KindError as error:
+        raise ValidationError(f"table {spec.table} row {row[0]!r} column {item.column}: "
+                              f"{error}") from None
+    if item.kind == "decimal" and value is not None:
+        return normal_decimal(value, item.scale)  # type: ignore[arg-type]
+    return value
+
+
 def _row_fields(spec: AppTable, row: Sequence[Any], offset: int) -> dict[str, Any]:
-    values = {}
-    for index, item in enumerate(spec.fields, offset):
-        try:
-            values[item.name] = to_stored(item.kind, row[index])
-        except KindError as error:
-            raise ValidationError(f"table {spec.table} row {row[0]!r} column {item.column}: "
-                                  f"{error}") from None
+    values = {item.name: _field_value(spec, item, row, index)
+              for index, item in enumerate(spec.fields, offset)}
+    if spec.key_field is not None:
+        values[spec.key_field] = row[0]
     return values
 
 
@@ -133,7 +141,7 @@ def _key_values(spec: AppTable, row: Sequence[Any], plain: int,
         item = spec.field(name)
         if item is not None:
             position = 1 + spec.fields.index(item)
-            values.append(to_stored(item.kind, row[position]))
+            values.append(_field_value(spec, item, row, position))
         else:
             reference = spec.reference(name)
             assert reference is not None

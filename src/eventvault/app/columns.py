@@ -83,6 +83,24 @@ def to_stored(kind: str, value: Any) -> kinds.Stored | None:
     return kinds.encode(kind, value)
 
 
+def normal_decimal(stored: str, scale: int | None) -> str:
+    """One spelling of a decimal whatever engine it was read from: engines keep a value's
+    scale differently (SQLite keeps none: 12.50 reads back 12.5; PostgreSQL's numeric(10,2)
+    gives 12.50), so a capture -> restore -> capture across engines would see an update.
+    The scale is the column's declared one when the application was attached (`scale`),
+    so every engine's read gives the same digits; a column attached without one (Django's
+    `decimal` on SQLite) keeps no trailing zeros. A value that the scale would round keeps
+    its digits (restore then refuses it, the target being unable to hold it)."""
+    number = Decimal(stored)
+    if scale is not None:
+        fitted = number.quantize(Decimal(1).scaleb(-scale))
+        return stored if fitted != number else kinds.encode("decimal", fitted)  # type: ignore[return-value]
+    if "." not in stored:
+        return stored
+    trimmed = stored.rstrip("0").rstrip(".")
+    return trimmed if trimmed not in ("", "-") else "0"
+
+
 def reading_type(column: Column[Any], kind: str, dialect: str) -> Any:
     """The type to read `column` as. A SQLite decimal column with no declared scale (Django
     declares plain `decimal`) would come back with ten decimal places; read the raw number
@@ -102,18 +120,20 @@ def read_expression(column: Column[Any], kind: str, dialect: str) -> Any:
     return type_coerce(column, reading_type(column, kind, dialect))
 
 
-def expected_in(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> Any:
-    """The stored value a target column will give back for `stored`: a decimal takes the
-    column's declared scale when that changes no digit (12.5 into numeric(10,2) is 12.50).
-    Anything else must come back exactly."""
+def expected_in(kind: str, stored: kinds.Stored | None, column: Column[Any],
+                scale: int | None) -> Any:
+    """The stored value a target column will give back for `stored`, read as a capture reads
+    it (`normal_decimal` with the attached `scale`): a decimal the column's declared scale
+    would round does not come back (12.345 into numeric(10,2)). Anything else must come back
+    exactly."""
     if kind != "decimal" or stored is None:
         return stored
-    scale = getattr(column.type, "scale", None)
-    if scale is None:
-        return stored
-    number = Decimal(stored)  # type: ignore[arg-type]
-    fitted = number.quantize(Decimal(1).scaleb(-scale))
-    return kinds.encode("decimal", fitted) if fitted == number else stored
+    declared = getattr(column.type, "scale", None)
+    if declared is not None:
+        number = Decimal(stored)  # type: ignore[arg-type]
+        if number.quantize(Decimal(1).scaleb(-declared)) != number:
+            return stored  # it cannot come back: the verification names it
+    return normal_decimal(stored, scale)  # type: ignore[arg-type]
 
 
 def to_column(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> Any:

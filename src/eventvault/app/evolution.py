@@ -17,8 +17,10 @@ one, tighten NULL to NOT NULL, add a unique constraint. The vault keeps its log 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from eventvault.app.mapping import AppMapping
+from eventvault.app.mapping import AppMapping, AppTable
+from eventvault.app.reflect import key_field_of
 from eventvault.schemadoc import Change, Schema, evolve, from_document, to_plain
 
 
@@ -44,11 +46,42 @@ def reattach(previous: Schema, schema: Schema, mapping: AppMapping
                        if spec.reference(item.name) is None and spec.field(item.name) is None
                        and schema.type(item.target) is not None]
         natural_keys[spec.name] = old.natural_key
-        types.append(replace(spec, fields=tuple(fields), references=tuple(references),
+        types.append(replace(spec, fields=_in_order(fields, old.fields),
+                             references=_in_order(references, old.references),
                              natural_key=old.natural_key))
     document = to_plain(Schema(previous.name, previous.version + 1, tuple(types)))
     new = from_document(document, "application", stored=True)
     change = evolve(previous, new)
-    tables = tuple(replace(t, natural_key=natural_keys.get(t.type, t.natural_key))
-                   for t in mapping.tables)
+    tables = tuple(_keyed(t, natural_keys.get(t.type, t.natural_key)) for t in mapping.tables)
     return new, AppMapping(tables, mapping.decisions), change
+
+
+def _in_order(items: list[Any], previous: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`items` in the order the vault has them, new ones last: an engine may list the same
+    columns in another order (SQLite rebuilds a table Django alters, moving the column to
+    the end), which is no change to the application."""
+    position = {item.name: i for i, item in enumerate(previous)}
+    return tuple(sorted(items, key=lambda item: position.get(item.name, len(position))))
+
+
+def settled(mapping: AppMapping, previous: AppMapping) -> AppMapping:
+    """`mapping` (a re-attach's) with what the first attachment decided kept: the order of
+    fields and references, and a decimal's scale (it decides the digits every capture
+    stores, columns.normal_decimal; another engine's reflection may declare none)."""
+    tables = []
+    for spec in mapping.tables:
+        try:
+            was = previous.table(spec.type)
+        except KeyError:
+            tables.append(spec)
+            continue
+        scales = {f.name: f.scale for f in was.fields}
+        fields = [replace(f, scale=scales.get(f.name, f.scale)) for f in spec.fields]
+        tables.append(replace(spec, fields=_in_order(fields, was.fields),
+                              references=_in_order(list(spec.references), was.references)))
+    return AppMapping(tuple(tables), mapping.decisions)
+
+
+def _keyed(spec: AppTable, natural_key: tuple[str, ...]) -> AppTable:
+    return replace(spec, natural_key=natural_key,
+                   key_field=key_field_of(spec.surrogate, natural_key))

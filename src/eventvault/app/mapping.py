@@ -8,6 +8,7 @@ table and column names are kept exactly as the database spells them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ class AppField:
     column: str
     kind: str
     nullable: bool
+    scale: int | None = None  # a decimal column's declared scale when attached (columns.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +39,10 @@ class AppReference:
 @dataclass(frozen=True, slots=True)
 class AppTable:
     """One entity type. `surrogate`: the primary key is an integer the application assigns,
-    replaced by a UUID in the vault and never stored; otherwise the primary key column is an
-    ordinary field (and the natural key)."""
+    replaced by a UUID in the vault; otherwise the primary key column is an ordinary field
+    (and the natural key). `key_field`: for a surrogate table without a natural key, the vault
+    field holding the row's primary key in the application (identity.py: what names the row
+    across captures, kept in the log so that a replayed vault still knows it)."""
 
     type: str
     table: str
@@ -47,6 +51,7 @@ class AppTable:
     fields: tuple[AppField, ...]
     references: tuple[AppReference, ...]
     natural_key: tuple[str, ...] = ()  # field and reference names
+    key_field: str | None = None
 
     def field(self, name: str) -> AppField | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -75,10 +80,15 @@ class AppMapping:
         return found
 
     def to_dict(self) -> dict[str, Any]:
+        # Through JSON: reflected names are SQLAlchemy's quoted_name, a str subclass that
+        # the vault's json kind refuses.
+        return json.loads(json.dumps(self._plain()))  # type: ignore[no-any-return]
+
+    def _plain(self) -> dict[str, Any]:
         return {"tables": [
             {"type": t.type, "table": t.table, "pk": t.pk, "surrogate": t.surrogate,
-             "natural_key": list(t.natural_key),
-             "fields": [[f.name, f.column, f.kind, f.nullable] for f in t.fields],
+             "natural_key": list(t.natural_key), "key_field": t.key_field,
+             "fields": [[f.name, f.column, f.kind, f.nullable, f.scale] for f in t.fields],
              "references": [[r.name, r.column, r.target, r.target_column, r.nullable]
                             for r in t.references]}
             for t in self.tables], "decisions": list(self.decisions)}
@@ -89,5 +99,5 @@ class AppMapping:
             AppTable(t["type"], t["table"], t["pk"], t["surrogate"],
                      tuple(AppField(*f) for f in t["fields"]),
                      tuple(AppReference(*r) for r in t["references"]),
-                     tuple(t["natural_key"]))
+                     tuple(t["natural_key"]), t.get("key_field"))
             for t in data["tables"]), tuple(data.get("decisions", ())))

@@ -36,7 +36,11 @@ from eventvault.errors import ValidationError
 from eventvault.schemadoc import Schema, from_document
 
 ALWAYS_SKIPPED = ("django_migrations", "alembic_version")
-_RESERVED_FIELDS = frozenset({"id", "uuid", "version"})
+KEY_FIELD = "app_key"  # a surrogate table without a natural key: the row's key (identity.py)
+_RESERVED_FIELDS = frozenset({"id", "uuid", "version", KEY_FIELD})
+# The type of the one entity recording the attachment itself (vault_link.py); its projection
+# table has no `app_` prefix, so no application table's type can take either name.
+LINK_TYPE = "attached_app"
 _UNKEYABLE = frozenset({"float", "json"})
 TABLE_PREFIX = "app_"
 
@@ -85,7 +89,7 @@ def reflect(engine: Engine, exclude: Iterable[str] = (), name: str = "applicatio
                             f"exclude it (--exclude {table.name}) to attach without it")
         else:
             taken.append(table)
-    names = {"user"}
+    names = {"user", LINK_TYPE}
     type_names = {t.name: identifier("app_user" if t.name.lower() == "user" else t.name, names)
                   for t in taken}
     tables: dict[str, AppTable] = {}
@@ -97,7 +101,8 @@ def reflect(engine: Engine, exclude: Iterable[str] = (), name: str = "applicatio
     if problems:
         raise ValidationError("\n".join(problems))
     schema = from_document({"name": name, "version": version,
-                            "types": [_document(t) for t in tables.values()]}, "application")
+                            "types": [LINK_DOCUMENT, *(_document(t) for t in tables.values())]},
+                           "application")
     ordered = tuple(tables[t.name] for t in schema.types if t.name in tables)
     decisions.sort(key=lambda d: d["table"])
     return schema, AppMapping(ordered, tuple(decisions))
@@ -136,8 +141,9 @@ def _table(table: Table, type_names: dict[str, str], inspector: Any,
             problems.append(f"table {table.name} column {column.name}: no kind holds its type "
                             f"{column.type!r}; exclude the table to attach without it")
             continue
+        scale = getattr(column.type, "scale", None) if kind == "decimal" else None
         fields.append(AppField(identifier(column.name, names, _RESERVED_FIELDS), column.name,
-                               kind, bool(column.nullable) and column is not pk))
+                               kind, bool(column.nullable) and column is not pk, scale))
     by_column = {f.column: f.name for f in fields} | {r.column: r.name for r in references}
     kinds_of = {f.column: f.kind for f in fields}
     natural_key: tuple[str, ...] = ()
@@ -154,7 +160,7 @@ def _table(table: Table, type_names: dict[str, str], inspector: Any,
             key_source = f"{source} ({', '.join(columns)})"
             break
     spec = AppTable(type_names[table.name], table.name, pk.name, surrogate, tuple(fields),
-                    tuple(references), natural_key)
+                    tuple(references), natural_key, key_field_of(surrogate, natural_key))
     decision = {
         "table": table.name, "decision": "entity", "type": spec.type,
         "primary_key": pk.name + (" (replaced by a UUID)" if surrogate else " (kept)"),
@@ -198,13 +204,31 @@ def _sqlite_uniques(table: Table, inspector: Any) -> list[tuple[list[str], str]]
     return found
 
 
+def key_field_of(surrogate: bool, natural_key: tuple[str, ...]) -> str | None:
+    """The vault field that keeps a row's primary key: only where nothing else names it."""
+    return KEY_FIELD if surrogate and not natural_key else None
+
+
+# The attachment: the application's URL (without its password), the --exclude patterns and
+# the mapping, as JSON (AppMapping.to_dict), in the log like any entity (vault_link.py).
+LINK_DOCUMENT: dict[str, Any] = {
+    "name": LINK_TYPE, "table": LINK_TYPE, "natural_key": [],
+    "fields": [{"name": "url", "kind": "str", "required": True},
+               {"name": "exclude", "kind": "json", "required": True},
+               {"name": "mapping", "kind": "json", "required": True}],
+    "references": [],
+}
+
+
 def _document(spec: AppTable) -> dict[str, Any]:
     """The schemadoc type declaration of a table."""
+    key = ([{"name": spec.key_field, "kind": "int", "required": False}]
+           if spec.key_field else [])
     return {
         "name": spec.type, "table": (TABLE_PREFIX + spec.type)[:60],
         "natural_key": list(spec.natural_key),
-        "fields": [{"name": f.name, "kind": f.kind, "required": not f.nullable}
-                   for f in spec.fields],
+        "fields": [*({"name": f.name, "kind": f.kind, "required": not f.nullable}
+                     for f in spec.fields), *key],
         "references": [{"name": r.name, "target": r.target, "required": not r.nullable}
                        for r in spec.references],
     }

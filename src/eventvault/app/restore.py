@@ -45,6 +45,7 @@ class RestoreReport:
     digest: str = ""
     dry_run: bool = False
     identity: IdentityMap = field(default_factory=IdentityMap)
+    rebound: int = 0  # rows whose new key the vault recorded (vault_link.restore)
 
 
 def check_references(state: State, mapping: AppMapping) -> None:
@@ -77,15 +78,28 @@ class _Writer:
         self.deferred: list[tuple[AppTable, AppReference, Any, Any, str]] = []
         self.plans: dict[tuple[str, tuple[str, ...]], list[tuple[str, Any, Any, Any]]] = {}
 
-    def allocate(self, spec: AppTable, entities: list[str]) -> None:
-        """Target keys for the rows to insert: above the target's highest, so that no key the
-        application handed out is reused."""
+    def allocate(self, spec: AppTable, entities: list[str], taken: set[Any]) -> None:
+        """Target keys for the rows to insert. A row without a natural key keeps the key it
+        had in the application (its `key_field`) when the target does not use it: a freshly
+        migrated application's such tables are empty, so documents keep their numbers (and
+        their URLs), and the vault records no rebinding. Every other row gets a key above the
+        target's highest, so that no key the application handed out is reused."""
         table = self.tables[spec.type]
         if spec.surrogate:
+            keys = self.keys[spec.type]
+            values = self.state.get(spec.type, {})
+            rest = []
+            for entity in entities:
+                wanted = values[entity].get(spec.key_field) if spec.key_field else None
+                if type(wanted) is int and wanted > 0 and wanted not in taken:
+                    keys[entity] = wanted
+                    taken.add(wanted)
+                else:
+                    rest.append(entity)
             highest = self.connection.execute(select(func.max(table.c[spec.pk]))).scalar()
-            start = (highest or 0) + 1
-            for offset, entity in enumerate(entities):
-                self.keys[spec.type][entity] = start + offset
+            start = max([highest or 0, *(keys[e] for e in entities if e in keys)]) + 1
+            for offset, entity in enumerate(rest):
+                keys[entity] = start + offset
         else:
             pk_field = next(f for f in spec.fields if f.column == spec.pk)
             for entity in entities:
@@ -251,11 +265,11 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
             writer.keys[spec.type] = {e: k for k, e in target_keys[spec.type].items()
                                       if e in wanted}
             new = sorted(set(wanted) - set(before[spec.type]))
-            writer.allocate(spec, new)
+            writer.allocate(spec, new, set(target_keys[spec.type]))
             changes: dict[str, list[str]] = {}
             for entity in sorted(set(wanted) & set(before[spec.type])):
                 differ = [n for n, v in wanted[entity].items()
-                          if before[spec.type][entity].get(n) != v]
+                          if before[spec.type][entity].get(n) != v and n != spec.key_field]
                 if differ:
                     changes.setdefault(",".join(differ), []).append(entity)
             plan[spec.type] = (new, changes)
@@ -296,13 +310,18 @@ def _verify(connection: Connection, mapping: AppMapping, state: State,
     after, _ = read_state(connection, mapping, identity, tables)
     expected: State = {}
     for spec in mapping.tables:
-        columns = {f.name: (f.kind, tables[spec.type].c[f.column]) for f in spec.fields}
+        columns = {f.name: (f.kind, tables[spec.type].c[f.column], f.scale)
+                   for f in spec.fields}
         expected[spec.type] = {
-            entity: {n: expected_in(columns[n][0], v, columns[n][1]) if n in columns else v
-                     for n, v in values.items()}
+            entity: {n: expected_in(columns[n][0], v, columns[n][1], columns[n][2])
+                     if n in columns else v
+                     for n, v in values.items() if n != spec.key_field}
             for entity, values in state.get(spec.type, {}).items()}
         for entity in extras[spec.type]:
             after[spec.type].pop(entity, None)
+        if spec.key_field is not None:  # the keys differ by design; the digest ignores them
+            for values in after[spec.type].values():
+                values.pop(spec.key_field, None)
     report.counts = counts(after)
     for spec in mapping.tables:
         if report.counts[spec.type] != len(expected[spec.type]):

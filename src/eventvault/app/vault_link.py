@@ -1,37 +1,47 @@
-"""An application attached to a vault: attach, capture and restore with the vault keeping the
-schema (as `schema` events), the mapping, the application's URL and the identity map.
+"""An application attached to a vault: attach, capture and restore, with everything the vault
+needs to do them again kept in its log, so that a package carries it and a replay into a
+fresh vault reproduces it (docs/APP.md, "What the vault keeps"):
 
-The mapping, URL and identity map live in `vault_meta` (JSON). They are not in a package: a
-vault replayed from one has none, so a restore then reflects the target (an application
-migrated to the same schema gives the same mapping) and the restore stores what it used.
+- the schema, as `schema` events;
+- the attachment, one entity of type `attached_app` (reflect.LINK_TYPE): the application's
+  URL without its password, the `--exclude` patterns and the mapping (AppMapping.to_dict);
+  re-attaching, and restoring into another database, update it;
+- the identity of rows without a natural key: their primary key in the application, a
+  field (`app_key`) of each such entity, set when a capture creates it and updated by a
+  restore that had to give a row another key. The identity map is derived from the state.
 """
 
 from __future__ import annotations
 
-import json
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 from sqlalchemy.engine import make_url
 
-from eventvault import projection
+from eventvault import projection, vault_schema
 from eventvault.app.capture import capture as capture_changes
 from eventvault.app.connect import app_engine
-from eventvault.app.evolution import reattach
-from eventvault.app.identity import IdentityMap
+from eventvault.app.evolution import reattach, settled
+from eventvault.app.identity import NAMESPACE, IdentityMap
 from eventvault.app.mapping import AppMapping
-from eventvault.app.reflect import reflect
+from eventvault.app.record import record
+from eventvault.app.reflect import LINK_TYPE, reflect
 from eventvault.app.restore import RestoreReport
 from eventvault.app.restore import restore as restore_state
 from eventvault.app.state import Change, State
+from eventvault.catalog import Catalog
+from eventvault.entities import Entities
 from eventvault.errors import NotAVaultError, UsageError, ValidationError
-from eventvault.schemadoc import canonical
-from eventvault.tables import vault_meta
+from eventvault.schemadoc import Schema, canonical, kinds
+from eventvault.system import SYSTEM_ACTOR
+from eventvault.tables import projection_for
 from eventvault.vault import Vault
 
-URL_KEY, MAPPING_KEY, IDENTITY_KEY = "app_url", "app_mapping", "app_identity"
+# The attachment entity: one per vault, the same UUID in every vault.
+LINK_ID = str(uuid.uuid5(NAMESPACE, LINK_TYPE))
 
 
 def public_url(url: str) -> str:
@@ -39,25 +49,49 @@ def public_url(url: str) -> str:
     return make_url(url)._replace(password=None).render_as_string(hide_password=False)
 
 
-def _get(connection: Connection, key: str) -> Any:
-    value = connection.execute(select(vault_meta.c.value).where(vault_meta.c.key == key)
-                               ).scalar()
-    return None if value is None else json.loads(value)
+@dataclass(frozen=True)
+class Link:
+    """What the attachment entity holds."""
+
+    url: str
+    exclude: tuple[str, ...]
+    mapping: AppMapping
+
+    def fields(self) -> dict[str, Any]:
+        return {"url": self.url, "exclude": kinds.encode("json", list(self.exclude)),
+                # the decisions are what attach printed, not what capture and restore use
+                "mapping": kinds.encode("json", replace(self.mapping, decisions=()).to_dict())}
 
 
-def _put(connection: Connection, values: dict[str, Any]) -> None:
-    connection.execute(delete(vault_meta).where(vault_meta.c.key.in_(list(values))))
-    connection.execute(vault_meta.insert(), [{"key": k, "value": json.dumps(v)}
-                                             for k, v in values.items()])
+def _link(connection: Connection, catalog: Catalog) -> Link | None:
+    if catalog.schema.type(LINK_TYPE) is None:
+        return None
+    table = projection_for(catalog)[LINK_TYPE]
+    row = connection.execute(select(table.c.url, table.c.exclude, table.c.mapping)
+                             .where(table.c.uuid == LINK_ID)).first()
+    if row is None:
+        return None
+    return Link(row.url, tuple(kinds.decode("json", row.exclude)),  # type: ignore[arg-type]
+                AppMapping.from_dict(kinds.decode("json", row.mapping)))  # type: ignore[arg-type]
 
 
-def stored(vault: Vault) -> tuple[str | None, AppMapping | None, IdentityMap]:
-    """The attached application's URL, mapping and identity map (None, None, empty if none)."""
+def stored(vault: Vault) -> Link | None:
+    """The attachment the vault's log records, or None (no application attached; a vault
+    replayed from a package made before eventvault kept it in the log)."""
     with vault.reading() as connection:
-        url, mapping = _get(connection, URL_KEY), _get(connection, MAPPING_KEY)
-        entries = _get(connection, IDENTITY_KEY) or []
-    return (url, None if mapping is None else AppMapping.from_dict(mapping),
-            IdentityMap(tuple(e) for e in entries))
+        return _link(connection, vault_schema.history(connection).catalog)
+
+
+def _write_link(entities: Entities, link: Link) -> None:
+    """Create the attachment entity or update what changed in it."""
+    previous = _link(entities.connection, entities.catalog)
+    if previous is None:
+        record(entities, [Change("created", LINK_TYPE, LINK_ID, link.fields())])
+        return
+    before = previous.fields()
+    changed = {n: v for n, v in link.fields().items() if before[n] != v}
+    if changed:
+        record(entities, [Change("updated", LINK_TYPE, LINK_ID, changed)])
 
 
 @dataclass
@@ -66,102 +100,127 @@ class Attached:
     url: str
     version: int
     notes: tuple[str, ...]
+    exclude: tuple[str, ...]
 
 
 def attach(vault: Vault, url: str, exclude: Iterable[str], actor: str) -> Attached:
     """Reflect the application; a new vault takes the derived schema, an attached one the
-    evolution to it (`reattach`); the URL and mapping are stored."""
-    engine = app_engine(url)
-    schema, mapping = reflect(engine, exclude)
+    evolution to it (`reattach`); the attachment (URL, patterns, mapping) is recorded.
+    No patterns given on a re-attach: the recorded ones hold."""
+    patterns = tuple(exclude)
     try:
-        previous_mapping = stored(vault)[1]
+        previous = stored(vault)
     except NotAVaultError:  # a new vault
-        previous_mapping = None
+        previous = None
+    if not patterns and previous is not None:
+        patterns = previous.exclude
+    engine = app_engine(url)
+    schema, mapping = reflect(engine, patterns)
     notes: tuple[str, ...] = ()
-    if previous_mapping is None:
+    if previous is None:
         vault.init(declared=schema)  # refused if the vault holds another schema's events
         version = schema.version
     else:
-        previous = vault.schema()
-        new, mapping, change = reattach(previous, schema, mapping)
-        if canonical(new) != canonical(previous) and not _same(previous, schema):
+        old = vault.schema()
+        new, mapping, change = reattach(old, schema, mapping)
+        mapping = settled(mapping, previous.mapping)
+        if canonical(replace(new, version=old.version)) != canonical(old) and \
+                not _same(old, schema):
             vault.apply_schema(new, actor, "app attach", "app attach")
             notes, version = tuple(change.notes), new.version
         else:
-            version = previous.version
-    with vault.connect(write=True) as connection:
-        _put(connection, {URL_KEY: public_url(url), MAPPING_KEY: mapping.to_dict()})
-    return Attached(mapping, public_url(url), version, notes)
+            version = old.version
+    link = Link(public_url(url), patterns, mapping)
+    with vault.entities(actor, "app attach", "app attach") as entities:
+        _write_link(entities, link)
+    return Attached(mapping, link.url, version, notes, patterns)
 
 
-def _same(previous: Any, schema: Any) -> bool:
+def _same(previous: Schema, schema: Schema) -> bool:
     """The reflection declares what the vault has (only the version would differ)."""
-    from dataclasses import replace
     return bool(canonical(replace(schema, name=previous.name, version=previous.version))
                 == canonical(previous))
 
 
-def _require(mapping: AppMapping | None) -> AppMapping:
-    if mapping is None:
+def _require(link: Link | None) -> Link:
+    if link is None:
         raise UsageError("no application is attached to this vault; run `eventvault app "
                          "attach APP_URL` first")
-    return mapping
+    return link
+
+
+def identity_of(state: State, mapping: AppMapping) -> IdentityMap:
+    """(table, primary key) -> UUID of the rows without a natural key, from their key field."""
+    return IdentityMap(
+        (spec.table, values[spec.key_field], entity)
+        for spec in mapping.tables if spec.key_field is not None
+        for entity, values in state.get(spec.type, {}).items()
+        if values.get(spec.key_field) is not None)
 
 
 def capture(vault: Vault, source: str | None, actor: str) -> list[Change]:
-    """Append the application's changes since the vault's state of its types, and persist the
-    identity map, in one vault transaction. Nothing changed: nothing appended."""
-    url, mapping, identity = stored(vault)
-    mapping = _require(mapping)
-    url = source or url
-    if url is None:
-        raise UsageError("no application URL stored; give --source APP_URL")
-    engine = app_engine(url)
+    """Append the application's changes since the vault's state of its types, in one vault
+    transaction. Nothing changed: nothing appended."""
+    with vault.reading() as connection:
+        link = _require(_link(connection, vault_schema.history(connection).catalog))
+    engine = app_engine(source or link.url)
     with vault.entities(actor, "app capture", "app capture") as entities:
-        previous = _vault_state(entities.connection, entities.catalog, mapping)
-        changes, _ = capture_changes(engine, mapping, previous, identity)
-        for change in changes:
-            if change.action == "created":
-                entities.create(change.type, dict(change.fields), change.entity)
-            elif change.action == "updated":
-                entities.change(change.entity, dict(change.fields))
-            else:
-                entities.delete(change.entity)
-        _put(entities.connection, {IDENTITY_KEY: [list(e) for e in identity.entries()]})
+        previous = _vault_state(entities.connection, entities.catalog, link.mapping)
+        changes, _ = capture_changes(engine, link.mapping, previous,
+                                     identity_of(previous, link.mapping))
+        record(entities, changes)
     return changes
 
 
-def _vault_state(connection: Connection, catalog: Any, mapping: AppMapping) -> State:
-    types = {t.type for t in mapping.tables}
-    state: State = {t: {} for t in types}
-    for type_name, entity_id, values in projection.read_state(connection, catalog,
-                                                              by_uuid=True):
-        if type_name in types:
-            state[type_name][entity_id] = dict(zip(catalog.names[type_name], values,
-                                                   strict=True))
+def _vault_state(connection: Connection, catalog: Catalog, mapping: AppMapping) -> State:
+    state: State = {}
+    for spec in mapping.tables:
+        names = catalog.names[spec.type]
+        state[spec.type] = {
+            entity: dict(zip(names, values, strict=True)) for entity, values in
+            projection.read_entities(connection, catalog, spec.type, by_uuid=True)}
     return state
 
 
 def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | None = None,
             dry_run: bool = False, keep_extra: bool = False) -> RestoreReport:
     """The vault's state of the application's types (at a point if asked) written into the
-    target; then (not on a dry run) the identity map points at the target's keys."""
+    target. Then (not on a dry run) the vault records where the application now is: the
+    attachment's URL, and the new key of each row without a natural key whose key changed,
+    so that the next capture of the restored application records nothing."""
     engine = app_engine(target)
-    mapping = stored(vault)[1]
-    if mapping is None:  # a vault replayed from a package: the target says how it maps
+    link = stored(vault)
+    if link is None:  # a package from before the attachment was in the log
         _, mapping = reflect(engine)
         missing = [t.type for t in mapping.tables if vault.schema().type(t.type) is None]
         if missing:
             raise ValidationError(f"the target has tables the vault's schema does not: "
                                   f"{', '.join(missing)}; is it the attached application?")
+        mapping = replace(mapping, tables=tuple(replace(t, key_field=None)
+                                                for t in mapping.tables))
+    else:
+        mapping = link.mapping
     types = {t.type for t in mapping.tables}
     state: State = {t: {} for t in types}
-    for record in vault.export(at_seq=at_seq, at=at):
-        if record["type"] in types:
-            state[record["type"]][record["uuid"]] = record["fields"]
+    for item in vault.export(at_seq=at_seq, at=at):
+        if item["type"] in types:
+            state[item["type"]][item["uuid"]] = item["fields"]
     report = restore_state(engine, mapping, state, keep_extra=keep_extra, dry_run=dry_run)
-    if not dry_run:
-        with vault.connect(write=True) as connection:
-            _put(connection, {URL_KEY: public_url(target), MAPPING_KEY: mapping.to_dict(),
-                              IDENTITY_KEY: [list(e) for e in report.identity.entries()]})
+    if dry_run or link is None:
+        return report
+    with vault.entities(SYSTEM_ACTOR, "app restore", "app restore") as entities:
+        current = state if at_seq is None and at is None else \
+            _vault_state(entities.connection, entities.catalog, mapping)
+        rebound = []
+        for table, key, entity in report.identity.entries():
+            spec = next(t for t in mapping.tables if t.table == table)
+            values = current.get(spec.type, {}).get(entity)
+            if spec.key_field is not None and values is not None and \
+                    values.get(spec.key_field) != key:
+                rebound.append(Change("updated", spec.type, entity, {spec.key_field: key}))
+        order = {t.type: i for i, t in enumerate(mapping.tables)}
+        rebound.sort(key=lambda c: order[c.type])  # record() batches consecutive types
+        record(entities, rebound)
+        _write_link(entities, replace(link, url=public_url(target)))
+    report.rebound = len(rebound)
     return report

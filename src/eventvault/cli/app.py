@@ -44,6 +44,7 @@ def attach(context: VaultContext, app_url: str, patterns: tuple[str, ...], actor
     decisions = list(done.mapping.decisions)
     if as_json:
         click.echo(json.dumps({"url": done.url, "schema_version": done.version,
+                               "exclude": list(done.exclude),
                                "notes": list(done.notes), "tables": decisions},
                               ensure_ascii=False, sort_keys=True))
         return
@@ -101,14 +102,16 @@ def restore(context: VaultContext, target_url: str, at_seq: int | None, at_time:
         click.echo(json.dumps({"dry_run": dry_run, "inserted": report.inserted,
                                "updated": report.updated, "unchanged": report.unchanged,
                                "kept_extra": report.kept_extra, "counts": report.counts,
+                               "rebound": report.rebound,
                                "digest": report.digest}, sort_keys=True))
         return
     verb = "would restore" if dry_run else "restored"
     click.echo(f"{verb} {sum(report.counts.values())} rows, verified (digest {report.digest})")
+    if report.rebound:
+        click.echo(f"  {report.rebound} rows got new keys in the target; the vault recorded them")
     for name in sorted(report.counts):
         click.echo(f"  {name:<28} {report.counts[name]:>7}  inserted "
                    f"{report.inserted.get(name, 0)}, updated {report.updated.get(name, 0)}")
-
 
 
 def _shown(value: object) -> str:
