@@ -1,20 +1,23 @@
-"""`app capture` and `app restore` against Django's own `dumpdata` and `loaddata`, on the
-test DMS (tests/django_dms) holding N objects, in the same run.
+"""`eventvault app capture` and `eventvault app restore`, through the CLI, against Django's
+own `dumpdata` and `loaddata`, on the test DMS (tests/django_dms) holding N objects, in the
+same run.
 
     python bench/app.py --objects 200000 [--workdir DIR] [--output FILE]
 
 The production database is a SQLite file: `migrate`, `init_dms`, then users, documents,
 workflows, backup jobs and restore jobs inserted with plain sqlite3 (building is not what is
 measured). Then, each as its own process, with wall time, CPU time (user + system of the
-process) and the load average before it:
+child, resource.getrusage(RUSAGE_CHILDREN)) and the load average before it:
 
 - dumpdata: `python -m django dumpdata auth.user dms` to a file;
-- capture: eventvault.app reflect + capture from an empty state (every object created) and
-  the state written as JSON lines (standing in for the vault's append until the CLI is wired);
+- capture: `eventvault app capture` into a SQLite vault that `eventvault app attach` (not
+  measured) attached: every object read, named, and appended as a `created` event, the
+  vault's tables written, one transaction;
 - loaddata: `python -m django loaddata` of that dump into a freshly migrated database (it
   cannot load into an initialised one: its keys collide, the seed's failure);
-- restore: eventvault.app restore of the JSON lines into a freshly migrated and initialised
-  database (natural keys matched, everything else inserted, verified by counts and digest).
+- restore: `eventvault app restore` from that vault into a freshly migrated and initialised
+  database (natural keys matched, everything else inserted, verified by counts and digest,
+  the vault told where the application now is).
 """
 
 from __future__ import annotations
@@ -34,30 +37,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "tests" / "django_dms"
-CHILD = r"""
-import sys, json
-from sqlalchemy import create_engine
-from eventvault.app import IdentityMap, capture, reflect, restore
-from eventvault.app.mapping import AppMapping
-from eventvault.app.state import from_lines, to_lines
-verb, url, path = sys.argv[1:4]
-engine = create_engine(url)
-if verb == "capture":
-    _, mapping = reflect(engine)
-    changes, state = capture(engine, mapping, {}, IdentityMap())
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(json.dumps(mapping.to_dict()) + "\n")
-        for line in to_lines(state):
-            out.write(line + "\n")
-    print(json.dumps({"objects": sum(map(len, state.values())), "events": len(changes)}))
-else:
-    with open(path, encoding="utf-8") as lines:
-        mapping = AppMapping.from_dict(json.loads(next(lines)))
-        state = from_lines(lines)
-    report = restore(engine, mapping, state)
-    print(json.dumps({"inserted": sum(report.inserted.values()),
-                      "updated": sum(report.updated.values()), "counts": report.counts}))
-"""
+
+
+def eventvault(vault: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "eventvault", "--db", vault, *args]
 
 
 def django(url: str, *args: str) -> list[str]:
@@ -83,7 +66,14 @@ def timed(name: str, command: list[str], env: dict[str, str]) -> dict[str, objec
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(f"{name:10s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  load {load:.1f}", file=sys.stderr)
     return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "load_before": load,
-            "stdout": done.stdout.strip()[-500:]}
+            "stdout": done.stdout.strip()[-500:], "output": _json_or_none(done.stdout)}
+
+
+def _json_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def build(path: Path, objects: int, seed: int) -> dict[str, int]:
@@ -163,9 +153,11 @@ def main() -> None:
     dump = work / "dump.json"
     results["dumpdata"] = timed("dumpdata", django(url, "dumpdata", "auth.user", "dms",
                                                     "--output", str(dump)), env_for(url))
-    lines = work / "state.jsonl"
-    results["capture"] = timed("capture", [sys.executable, "-c", CHILD, "capture", url,
-                                           str(lines)], env_for(url))
+    vault = f"sqlite:///{work / 'vault.db'}"
+    subprocess.run(eventvault(vault, "app", "attach", url), env=env_for(url), cwd=PROJECT,
+                   check=True, capture_output=True)
+    results["capture"] = timed("capture", eventvault(vault, "app", "capture", "--json"),
+                               env_for(url))
     loaded = f"sqlite:///{work / 'loaddata.db'}"
     subprocess.run(django(loaded, "migrate", "-v0"), env=env_for(loaded), cwd=PROJECT,
                    check=True)
@@ -174,8 +166,8 @@ def main() -> None:
     restored = f"sqlite:///{work / 'restored.db'}"
     for args in (("migrate", "-v0"), ("init_dms",)):
         subprocess.run(django(restored, *args), env=env_for(restored), cwd=PROJECT, check=True)
-    results["restore"] = timed("restore", [sys.executable, "-c", CHILD, "restore", restored,
-                                           str(lines)], env_for(restored))
+    results["restore"] = timed("restore", eventvault(vault, "app", "restore", restored,
+                                                     "--json"), env_for(restored))
     for verb in ("dumpdata", "capture", "loaddata", "restore"):
         figure = results[verb]
         assert isinstance(figure, dict)

@@ -44,6 +44,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import mysql
 
 from eventvault.app import (
     IdentityMap,
@@ -203,6 +204,9 @@ def test_a_value_the_target_cannot_hold_exactly_is_refused(make_db, story) -> No
 
 # --- a SQLAlchemy-declared application ----------------------------------------------------
 
+MICROSECONDS = mysql.DATETIME(fsp=6)  # MariaDB's DATETIME alone drops the microseconds
+
+
 def declare(metadata: MetaData) -> None:
     Table("region", metadata, Column("code", String(8), primary_key=True),
           Column("label", Text, nullable=False))
@@ -224,7 +228,8 @@ def declare(metadata: MetaData) -> None:
                                      primary_key=True),
           Column("i", Integer), Column("big", BigInteger), Column("flag", Boolean),
           Column("ratio", Float), Column("amount", Numeric(14, 4)), Column("day", Date),
-          Column("moment", DateTime(timezone=True)), Column("naive", DateTime),
+          Column("moment", DateTime(timezone=True).with_variant(MICROSECONDS, "mysql", "mariadb")),
+          Column("naive", DateTime().with_variant(MICROSECONDS, "mysql", "mariadb")),
           Column("doc", JSON(none_as_null=True)), Column("blob", LargeBinary),
           Column("ident", Uuid),
           Column("note", Text), Column("category_id", ForeignKey("category.id")))
@@ -267,6 +272,18 @@ def fill(engine) -> None:
         ])
 
 
+def _comparable(value: object) -> object:
+    """A value as every engine can give it back: MariaDB has no boolean (TINYINT(1)), no
+    zone on DATETIME (it holds UTC, as the restore writes it) and JSON as text."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, str) and (value.startswith(("{", "[")) or value == "null"):
+        return json.loads(value)
+    return value
+
+
 def raw(engine) -> dict:
     """Each table's rows without their surrogate keys, references as the referenced row's
     content: what must survive a restore exactly."""
@@ -286,7 +303,7 @@ def raw(engine) -> dict:
                            for r in rows("site")),
             "badge": sorted((r["owner_email"], r["version"]) for r in rows("badge")),
             "sample": sorted(
-                (([(k, v) for k, v in r.items() if k not in ("id", "category_id")],
+                (([(k, _comparable(v)) for k, v in r.items() if k not in ("id", "category_id")],
                   names.get(r["category_id"])) for r in rows("sample")), key=repr),
             "json_null": c.execute(select(func.count()).where(
                 metadata.tables["sample"].c.doc.is_(None))).scalar(),
@@ -336,8 +353,11 @@ def test_a_reference_to_an_excluded_table_is_refused(make_db) -> None:
         reflect(engine, exclude=["region"])
 
 
-@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
-def test_every_column_type_cycles_and_composite_keys_round_trip(make_db, engine_name) -> None:
+@pytest.mark.parametrize(("engine_name", "target_name"), [
+    ("sqlite", "sqlite"), ("postgresql", "postgresql"), ("postgresql", "mariadb"),
+    ("mariadb", "mariadb")])
+def test_every_column_type_cycles_and_composite_keys_round_trip(make_db, engine_name,
+                                                                target_name) -> None:
     source = create_engine(make_db(engine_name))
     fill(source)
     _, mapping = reflect(source)
@@ -348,9 +368,11 @@ def test_every_column_type_cycles_and_composite_keys_round_trip(make_db, engine_
     assert len(created) == len(set(created))  # the cycle: created empty, pointed after
     stored = next(v for v in state["sample"].values() if v["i"] is not None)
     assert stored["moment"] == 1772357400123457  # microseconds since the epoch, exact
-    assert (stored["amount"], stored["doc"]) == ("-1234567890.1234", '{"a":"ü","b":[1,2.5,null]}')
+    assert stored["amount"] == "-1234567890.1234"
+    if engine_name != "mariadb":  # MariaDB's JSON is LONGTEXT to reflection: kind str
+        assert stored["doc"] == '{"a":"ü","b":[1,2.5,null]}'
 
-    target = create_engine(make_db(engine_name))
+    target = create_engine(make_db(target_name))
     metadata = MetaData()
     declare(metadata)
     metadata.create_all(target)
@@ -415,8 +437,9 @@ def test_the_app_benchmark_runs(tmp_path) -> None:
                           capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(output.read_text())
-    assert results["objects"] == 353 and json.loads(results["restore"]["stdout"])[
-        "inserted"] == 300
+    assert results["objects"] == 353
+    assert results["capture"]["output"]["created"] >= 353
+    assert sum(results["restore"]["output"]["inserted"].values()) == 300
 
 
 def test_identity_is_stable_and_persistable() -> None:

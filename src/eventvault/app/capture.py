@@ -66,8 +66,14 @@ def _field_value(spec: AppTable, item: AppField, row: Sequence[Any], index: int)
 
 
 def _row_fields(spec: AppTable, row: Sequence[Any], offset: int) -> dict[str, Any]:
-    values = {item.name: _field_value(spec, item, row, index)
-              for index, item in enumerate(spec.fields, offset)}
+    values = {}
+    for index, item in enumerate(spec.fields, offset):
+        value = row[index]
+        # Inline for what most columns hold (a capture reads every row of the application)
+        if value is None or (item.kind == "str" and type(value) is str and "\x00" not in value):
+            values[item.name] = value
+        else:
+            values[item.name] = _field_value(spec, item, row, index)
     if spec.key_field is not None:
         values[spec.key_field] = row[0]
     return values

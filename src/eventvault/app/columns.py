@@ -70,6 +70,8 @@ def to_stored(kind: str, value: Any) -> kinds.Stored | None:
         return value  # type: ignore[no-any-return]
     if kind == "int" and cls is int and kinds.INT_MIN <= value <= kinds.INT_MAX:
         return value  # type: ignore[no-any-return]
+    if kind == "bool" and cls is int and value in (0, 1):
+        return bool(value)  # MariaDB's BOOLEAN is TINYINT(1), read back as 0 or 1
     if kind == "datetime" and cls is datetime:
         if value.tzinfo is None:  # a column without a zone holds UTC
             return (value - _EPOCH_NAIVE) // _MICROSECOND  # type: ignore[no-any-return]
@@ -139,8 +141,10 @@ def expected_in(kind: str, stored: kinds.Stored | None, column: Column[Any],
 def to_column(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> Any:
     """A stored value as the Python value SQLAlchemy writes into `column` of the target.
     The stored kind is the vault's; the target column decides zones and JSON nulls."""
-    if stored is None or kind in _AS_STORED:
+    if stored is None or kind in AS_STORED:
         return stored
+    if kind == "json" and not isinstance(column.type, sqltypes.JSON):
+        return stored  # MariaDB's JSON is LONGTEXT with a check: its canonical text
     if kind == "datetime":
         if _has_zone(column):
             return kinds.EPOCH + stored * _MICROSECOND
@@ -151,4 +155,4 @@ def to_column(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> An
     return value
 
 
-_AS_STORED = frozenset({"str", "int", "bool", "float", "bytes"})  # stored as Python holds them
+AS_STORED = frozenset({"str", "int", "bool", "float", "bytes"})  # stored as Python holds them

@@ -11,7 +11,7 @@ keys change across a reinit, and that was the seed's bug.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import msgpack
 
@@ -58,6 +58,15 @@ class IdentityMap:
         """Every entry, sorted: what the vault persists."""
         return sorted(((t, k, u) for (t, k), u in self._uuids.items()),
                       key=lambda e: (e[0], str(type(e[1])), e[1]))
+
+    def items(self) -> Iterator[tuple[str, Key, str]]:
+        """Every entry, unordered."""
+        return ((t, k, u) for (t, k), u in self._uuids.items())
+
+    def copy(self) -> IdentityMap:
+        found = IdentityMap()
+        found._uuids = dict(self._uuids)
+        return found
 
     def __len__(self) -> int:
         return len(self._uuids)

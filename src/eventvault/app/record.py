@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select
 
+from eventvault import storage
 from eventvault.app.state import Change
 from eventvault.entities import Entities
 from eventvault.errors import PermissionDeniedError
@@ -83,15 +84,27 @@ def _columns(rows: _Rows, spec: TypeSpec, payload: dict[str, Any]) -> dict[str, 
 
 def _create(entities: Entities, rows: _Rows, spec: TypeSpec, batch: list[Change]) -> None:
     table = entities.tables[spec.name]
+    connection = entities.connection
     blank = {f.name: f.default for f in spec.fields} | {r.name: None for r in spec.references}
+    names = [f.name for f in spec.fields]
+    references = [(r.name, rows.of(r.target)) for r in spec.references]
     inserted = []
     for change in batch:
         payload = {**blank, **change.fields}
         _append(entities, spec, change.entity, 1, CREATED, payload)
-        inserted.append({"uuid": change.entity, "version": 1, **_columns(rows, spec, payload)})
-    highest = entities.connection.execute(select(func.max(table.c.id))).scalar() or 0
-    for chunk in _chunks(inserted):
-        entities.connection.execute(table.insert(), chunk)
+        inserted.append((change.entity, 1, *[payload[n] for n in names], *[
+            None if (target := payload[n]) is None else known[target][0]
+            for n, known in references]))
+    highest = connection.execute(select(func.max(table.c.id))).scalar() or 0
+    # The driver's executemany with plain SQL: SQLAlchemy's per-row parameter processing
+    # was a third of a 200,000-row capture. The values are already the columns' own.
+    quote = connection.dialect.identifier_preparer.quote
+    columns = ["uuid", "version", *names, *(r.column for r in spec.references)]
+    marker = storage.for_connection(connection).marker
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+           f"VALUES ({', '.join([marker] * len(columns))})")
+    for start in range(0, len(inserted), 5000):
+        connection.exec_driver_sql(sql, inserted[start:start + 5000])
     known = rows.of(spec.name)
     known.update((uuid, (row_id, 1)) for uuid, row_id in entities.connection.execute(
         select(table.c.uuid, table.c.id).where(table.c.id > highest)))

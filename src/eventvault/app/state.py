@@ -74,27 +74,26 @@ def diff(previous: State, current: State, mapping: AppMapping) -> list[Change]:
     created: list[Change] = []
     updates: list[Change] = []
     deleted: list[Change] = []
-    new = {(t, e) for t, entities in current.items() for e in entities
-           if e not in previous.get(t, {})}
-    placed: set[tuple[str, str]] = set()
+    # per type, the entities created in this batch and not placed yet
+    pending = {t: {e for e in entities if e not in previous.get(t, {})}
+               for t, entities in current.items()}
     for spec in mapping.tables:
         old, now = previous.get(spec.type, {}), current.get(spec.type, {})
+        references = [(r.name, pending.setdefault(r.target, set())) for r in spec.references]
+        mine = pending.setdefault(spec.type, set())
         for entity in sorted(now):
             values = now[entity]
             if entity in old:
-                changed = {n: v for n, v in values.items() if old[entity].get(n) != v}
-                if changed:
-                    updates.append(Change("updated", spec.type, entity, changed))
+                if values != old[entity]:
+                    changed = {n: v for n, v in values.items() if old[entity].get(n) != v}
+                    if changed:
+                        updates.append(Change("updated", spec.type, entity, changed))
                 continue
-            later = {}  # targets created in this batch but not yet (self-references too)
-            for reference in spec.references:
-                target = values.get(reference.name)
-                key = (reference.target, target)
-                if target is not None and key in new and key not in placed:
-                    later[reference.name] = target
+            later = {name: target for name, waiting in references  # itself too
+                     if (target := values.get(name)) is not None and target in waiting}
+            mine.discard(entity)  # placed
             created.append(Change("created", spec.type, entity,
-                                  {**values, **dict.fromkeys(later)}))
-            placed.add((spec.type, entity))
+                                  {**values, **dict.fromkeys(later)} if later else values))
             if later:
                 updates.append(Change("updated", spec.type, entity, later))
     for spec in reversed(mapping.tables):

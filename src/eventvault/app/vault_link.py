@@ -212,7 +212,7 @@ def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | N
         current = state if at_seq is None and at is None else \
             _vault_state(entities.connection, entities.catalog, mapping)
         rebound = []
-        for table, key, entity in report.identity.entries():
+        for table, key, entity in report.identity.items():
             spec = next(t for t in mapping.tables if t.table == table)
             values = current.get(spec.type, {}).get(entity)
             if spec.key_field is not None and values is not None and \
