@@ -368,9 +368,7 @@ def test_every_column_type_cycles_and_composite_keys_round_trip(make_db, engine_
     assert len(created) == len(set(created))  # the cycle: created empty, pointed after
     stored = next(v for v in state["sample"].values() if v["i"] is not None)
     assert stored["moment"] == 1772357400123457  # microseconds since the epoch, exact
-    assert stored["amount"] == "-1234567890.1234"
-    if engine_name != "mariadb":  # MariaDB's JSON is LONGTEXT to reflection: kind str
-        assert stored["doc"] == '{"a":"ü","b":[1,2.5,null]}'
+    assert (stored["amount"], stored["doc"]) == ("-1234567890.1234", '{"a":"ü","b":[1,2.5,null]}')
 
     target = create_engine(make_db(target_name))
     metadata = MetaData()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,7 @@ def test_reattach_unchanged_and_restore_at_a_seq(cli: Callable[..., Result],
     assert attached.code == 0, attached.err
     assert "auth_user" in attached.out
     assert json.loads(cli("status", "--json", db=vault).out)["head_seq"] == head
+    moment = datetime.now(UTC).isoformat()  # after the first capture, before the second
     from dms_project import django
     django(app_url, "shell", "-c", "from django.contrib.auth.models import User; "
                                    "User.objects.create_user('late')")
@@ -152,6 +154,22 @@ def test_reattach_unchanged_and_restore_at_a_seq(cli: Callable[..., Result],
     assert restored.code == 0, restored.err
     assert json.loads(restored.out)["counts"]["auth_user"] == 10
     assert show(target)["counts"]["User"] == 10
+    # the restored application is the earlier state: a capture records the user gone
+    gone = json.loads(cli("app", "capture", "--json", db=vault).out)
+    assert (gone["deleted"], gone["events"]) == (1, 1)
+
+    at_target = make_db("sqlite")
+    reinit(at_target)
+    at = cli("app", "restore", at_target, "--at", moment, "--json", db=vault)
+    assert at.code == 0, at.err
+    assert json.loads(at.out)["counts"]["auth_user"] == 10
+    assert show(at_target) == show(target)
+    latest = make_db("sqlite")  # and the head: the late user is gone since
+    reinit(latest)
+    assert json.loads(cli("app", "restore", latest, "--json", db=vault).out)["counts"][
+        "auth_user"] == 10
+    both = cli("app", "restore", latest, "--seq", "1", "--at", moment, db=vault)
+    assert both.code == 2 and "not both" in both.err
 
 
 def test_reattach_after_a_migration_evolves_the_schema(cli: Callable[..., Result],
@@ -178,3 +196,37 @@ def test_reattach_after_a_migration_evolves_the_schema(cli: Callable[..., Result
     changed = json.loads(cli("app", "capture", "--json", db=vault).out)
     assert (changed["updated"], changed["events"]) == (1, 1)
     assert "nothing changed" in cli("app", "capture", db=vault).out
+
+
+def test_the_readme_app_commands_run_as_shown(cli: Callable[..., Result],
+                                               make_db: Callable[[str], str],
+                                               tmp_path: Path) -> None:
+    """The README's two command blocks of "Protecting an existing application", run with
+    this test's databases in place of the README's URLs."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Protecting an existing application", 1)[1].split("\n## ", 1)[0]
+    protect, disaster = re.findall(r"```sh\n(.*?)```", section, re.S)
+    app_url, target = make_db("sqlite"), make_db("sqlite")
+    places = {"sqlite:///dms-vault.db": make_db("sqlite"), "sqlite:///new-vault.db":
+              make_db("sqlite"), "postgresql://dms@db/dms": app_url,
+              "postgresql://dms@db/dms_new": target, "dms.evpkg": str(tmp_path / "dms.evpkg")}
+
+    def run(block: str) -> list[Result]:
+        results = []
+        for line in block.strip().splitlines():
+            words = [places.get(w, w) for w in shlex.split(line)]
+            assert words[0] == "eventvault", line
+            results.append(cli(*words[1:]))
+            assert results[-1].code == 0, (line, results[-1].err)
+        return results
+
+    production(app_url)
+    before = show(app_url)
+    run(protect)
+    reinit(target)  # the application's own migrate and init
+    done = run(disaster)
+    assert show(target) == before
+    assert done[-1].out == "nothing changed: no events appended\n"

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import MetaData, Table, inspect
+from sqlalchemy import MetaData, Table, inspect, text
 from sqlalchemy.engine import Engine
 
 from eventvault.app.columns import is_integer, kind_of
@@ -133,10 +133,11 @@ def _table(table: Table, type_names: dict[str, str], inspector: Any,
             type_names[target.table.name], target.name, bool(column.nullable)))
         reference_columns.add(column.name)
     fields: list[AppField] = []
+    json_columns = _mariadb_json(table, inspector)
     for column in table.columns:
         if column.name in reference_columns or (column is pk and surrogate):
             continue
-        kind = kind_of(column.type)
+        kind = "json" if column.name in json_columns else kind_of(column.type)
         if kind is None:
             problems.append(f"table {table.name} column {column.name}: no kind holds its type "
                             f"{column.type!r}; exclude the table to attach without it")
@@ -169,6 +170,22 @@ def _table(table: Table, type_names: dict[str, str], inspector: Any,
         "references": {r.column: f"{r.target}.{r.target_column}" for r in references},
     }
     return spec, decision
+
+
+def _mariadb_json(table: Table, inspector: Any) -> set[str]:
+    """MariaDB's JSON is LONGTEXT with CHECK (json_valid(column)): reflection says text."""
+    if inspector.dialect.name not in ("mysql", "mariadb"):
+        return set()
+    found = set()
+    with inspector.bind.connect() as connection:  # a column's own CHECK: not reflected
+        clauses = connection.execute(text(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = :t"), {"t": table.name})
+        for (clause,) in clauses:
+            match = re.fullmatch(r"\s*json_valid\(`([^`]+)`\)\s*", clause or "")
+            if match and match.group(1) in table.c:
+                found.add(match.group(1))
+    return found
 
 
 def _uniques(table: Table, inspector: Any) -> list[tuple[list[str], str]]:
