@@ -13,8 +13,10 @@ fresh vault reproduces it (docs/APP.md, "What the vault keeps"):
 
 from __future__ import annotations
 
+import gc
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +44,17 @@ from eventvault.vault import Vault
 
 # The attachment entity: one per vault, the same UUID in every vault.
 LINK_ID = str(uuid.uuid5(NAMESPACE, LINK_TYPE))
+
+
+@contextmanager
+def _bulk() -> Iterator[None]:
+    """The cycle collector off while a capture or restore holds a state of every row: it
+    finds no cycles there but walks the growing heap again and again (as in replay.py)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def public_url(url: str) -> str:
@@ -161,6 +174,11 @@ def identity_of(state: State, mapping: AppMapping) -> IdentityMap:
 def capture(vault: Vault, source: str | None, actor: str) -> list[Change]:
     """Append the application's changes since the vault's state of its types, in one vault
     transaction. Nothing changed: nothing appended."""
+    with _bulk():
+        return _capture(vault, source, actor)
+
+
+def _capture(vault: Vault, source: str | None, actor: str) -> list[Change]:
     with vault.reading() as connection:
         link = _require(_link(connection, vault_schema.history(connection).catalog))
     engine = app_engine(source or link.url)
@@ -188,6 +206,13 @@ def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | N
     target. Then (not on a dry run) the vault records where the application now is: the
     attachment's URL, and the new key of each row without a natural key whose key changed,
     so that the next capture of the restored application records nothing."""
+    with _bulk():
+        return _restore(vault, target, at_seq=at_seq, at=at, dry_run=dry_run,
+                        keep_extra=keep_extra)
+
+
+def _restore(vault: Vault, target: str, *, at_seq: int | None, at: int | None,
+             dry_run: bool, keep_extra: bool) -> RestoreReport:
     engine = app_engine(target)
     link = stored(vault)
     if link is None:  # a package from before the attachment was in the log
@@ -200,11 +225,16 @@ def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | N
                                                 for t in mapping.tables))
     else:
         mapping = link.mapping
-    types = {t.type for t in mapping.tables}
-    state: State = {t: {} for t in types}
-    for item in vault.export(at_seq=at_seq, at=at):
-        if item["type"] in types:
-            state[item["type"]][item["uuid"]] = item["fields"]
+    if at_seq is None and at is None:  # the vault's tables hold the head's state
+        with vault.reading(consistent=True) as connection:
+            state = _vault_state(connection, vault_schema.history(connection).catalog,
+                                 mapping)
+    else:
+        types = {t.type for t in mapping.tables}
+        state = {t: {} for t in types}
+        for item in vault.export(at_seq=at_seq, at=at):
+            if item["type"] in types:
+                state[item["type"]][item["uuid"]] = item["fields"]
     report = restore_state(engine, mapping, state, keep_extra=keep_extra, dry_run=dry_run)
     if dry_run or link is None:
         return report
@@ -212,8 +242,9 @@ def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | N
         current = state if at_seq is None and at is None else \
             _vault_state(entities.connection, entities.catalog, mapping)
         rebound = []
+        by_table = {t.table: t for t in mapping.tables}
         for table, key, entity in report.identity.items():
-            spec = next(t for t in mapping.tables if t.table == table)
+            spec = by_table[table]
             values = current.get(spec.type, {}).get(entity)
             if spec.key_field is not None and values is not None and \
                     values.get(spec.key_field) != key:
