@@ -7,6 +7,7 @@ snapshot fast.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -18,13 +19,13 @@ from sqlalchemy import Connection
 
 from eventvault import codec, log_state, projection, schema, store, vault_schema
 from eventvault.catalog import SCHEMA_TYPE
+from eventvault.codec import ZSTD_MAGIC
 from eventvault.digest import state_digest
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
     CREATED,
     DELETED,
     GENESIS_HASH,
-    chain_hash,
     decode_record,
     now_us,
 )
@@ -129,11 +130,19 @@ def _write_events(
         "SELECT seq, recorded_at, entity_type, event_type, record, hash FROM events "
         "WHERE seq <= ? ORDER BY seq", (stop,),
     )
+    # The loop runs once per event, so it does as little as it can: records go to the
+    # writer a run at a time (up to the end of its frame, a checkpoint or a progress call),
+    # and nothing is decoded.
+    sha256 = hashlib.sha256
+    times: list[int] = []
+    records: list[bytes] = []
+    hashes: list[bytes] = []
     expected = 1
+    next_stop = _next_stop(base_seq, base_seq, stop, writer.room(), progress)
     for seq, recorded_at, entity_type, event_type, stored, stored_hash in rows:
-        record = codec.from_stored(bytes(stored))
-        previous = chain_hash(previous, record)
-        if seq != expected or previous != bytes(stored_hash):
+        record = stored if stored[:4] != ZSTD_MAGIC else codec.from_stored(stored)
+        previous = sha256(previous + record).digest()
+        if seq != expected or previous != stored_hash:
             raise IntegrityError(
                 f"the vault's hash chain is broken at seq {expected}; run `eventvault verify` "
                 "before taking a backup"
@@ -153,11 +162,19 @@ def _write_events(
                     f"the base package's head (seq {base_seq}) is not in this vault's chain"
                 )
             continue
-        writer.add(seq, recorded_at, record, previous)
-        if progress and seq % PROGRESS_EVERY == 0:
-            progress(seq, stop)
-        if seq % CHECKPOINT_EVERY == 0 and seq != stop:
-            writer.checkpoint(dict(counts), fold.digest() if fold is not None else None)
+        times.append(recorded_at)
+        records.append(record)
+        hashes.append(previous)
+        if seq == next_stop:
+            writer.add_run(seq - len(records) + 1, times, records, hashes)
+            times, records, hashes = [], [], []
+            if progress and seq % PROGRESS_EVERY == 0:
+                progress(seq, stop)
+            if seq % CHECKPOINT_EVERY == 0 and seq != stop:
+                writer.checkpoint(dict(counts), fold.digest() if fold is not None else None)
+            next_stop = _next_stop(seq, base_seq, stop, writer.room(), progress)
+    if records:  # the log ended before `stop` (read under a consistent snapshot: never)
+        writer.add_run(expected - len(records), times, records, hashes)
     if progress:
         progress(stop, stop)
     if fold is not None:
@@ -178,6 +195,17 @@ def _write_events(
                 "the vault's tables have drifted from its log (the package holds the log's "
                 "state); run `eventvault rebuild --as ADMIN` to rebuild them from the log")
     return writer.finish(dict(counts), digest, declared)
+
+
+def _next_stop(seq: int, base_seq: int, stop: int, room: int, progress: Progress | None
+               ) -> int:
+    """The next seq after `seq` where the run of records goes to the writer: the end of its
+    frame, a checkpoint, a progress call or the last event, whichever comes first."""
+    seq = max(seq, base_seq)
+    at = min(seq + room, stop, (seq // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+    if progress:
+        at = min(at, (seq // PROGRESS_EVERY + 1) * PROGRESS_EVERY)
+    return at
 
 
 def _tables_drifted(connection: Connection, counts: dict[str, int], digest: str) -> bool:
