@@ -17,10 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from eventvault import codec, log_state, projection, schema, store, vault_schema
+from eventvault import codec, log_state, schema, store
 from eventvault.catalog import SCHEMA_TYPE
 from eventvault.codec import ZSTD_MAGIC
-from eventvault.digest import state_digest
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
     CREATED,
@@ -37,6 +36,7 @@ from eventvault.package import (
     PackageReader,
     PackageWriter,
 )
+from eventvault.table_check import HELPER_FROM_EVENTS, PendingFigures
 from eventvault.vault import Vault
 
 CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, verified point)
@@ -71,6 +71,7 @@ def snapshot(
     if target.exists():
         raise UsageError(f"{target} exists already; choose another name or remove it first")
     base = PackageReader(since) if since is not None else None
+    own_transaction = connection is None  # (a replace's holds every table locked)
     with (nullcontext(connection) if connection is not None
           else vault.reading(consistent=True)) as connection:
         head = store.read_head(connection)
@@ -99,22 +100,30 @@ def snapshot(
             created_at=now_us(),
         )
         warnings: list[str] = []
-        with PackageWriter(target, header, frame_events=frame_events) as writer:
-            footer = _write_events(connection, writer, base_seq, base_hash, stop, head,
-                                   warnings, progress)
+        # The tables are as large as the vault, however short the package.
+        tables = PendingFigures(vault, helper=own_transaction and stop == head.seq
+                                and head.seq >= HELPER_FROM_EVENTS)
+        try:
+            with PackageWriter(target, header, frame_events=frame_events) as writer:
+                footer = _write_events(connection, writer, base_seq, base_hash, stop, head,
+                                       warnings, tables, progress)
+        finally:
+            tables.cancel()
     return SnapshotResult(target, footer, base_seq, target.stat().st_size, warnings)
 
 
 def _write_events(
     connection: Connection, writer: PackageWriter, base_seq: int, base_hash: bytes, stop: int,
-    head: store.Head, warnings: list[str], progress: Progress | None = None,
+    head: store.Head, warnings: list[str], tables: PendingFigures,
+    progress: Progress | None = None,
 ) -> PackageFooter:
     """Stream the stored records into the package, checking the chain as they pass.
 
     The records go in as stored: no event is decoded. Counts are folded from the type
     columns; the state digest at the head is the one maintained with the log (log_state.py),
     whose head and counts must agree with what streamed past. The projection tables give
-    no figure of the package: they are only compared with it, to warn of drift. A package
+    no figure of the package: they are only compared with it, to warn of drift (their
+    figures from `tables`, taken beside this loop in a large vault). A package
     cut before the head, or a vault whose maintained state disagrees with its log, needs a
     full fold of the events: that path is slower.
     """
@@ -190,7 +199,8 @@ def _write_events(
             warnings.append(
                 "the vault's maintained state digest disagrees with its log (the package "
                 f"holds the log's own); {log_state.REPAIR}")
-        if _tables_drifted(connection, dict(counts), digest):
+        found = tables.figures(connection, head)
+        if found.counts != dict(counts) or found.digest != digest:
             warnings.append(
                 "the vault's tables have drifted from its log (the package holds the log's "
                 "state); run `eventvault rebuild --as ADMIN` to rebuild them from the log")
@@ -207,10 +217,3 @@ def _next_stop(seq: int, base_seq: int, stop: int, room: int, progress: Progress
         at = min(at, (seq // PROGRESS_EVERY + 1) * PROGRESS_EVERY)
     return at
 
-
-def _tables_drifted(connection: Connection, counts: dict[str, int], digest: str) -> bool:
-    """Whether the projection's counts or digest differ from the log's: one streaming read
-    of every row (the cost of the projection digest snapshots used to take)."""
-    catalog = vault_schema.history(connection).catalog
-    return projection.counts(connection, catalog) != counts or \
-        state_digest(projection.read_state(connection, catalog)) != digest
