@@ -19,7 +19,6 @@ from sqlalchemy import Connection
 
 from eventvault import codec, log_state, schema, store
 from eventvault.catalog import SCHEMA_TYPE
-from eventvault.codec import ZSTD_MAGIC
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
     CREATED,
@@ -142,14 +141,14 @@ def _write_events(
     # The loop runs once per event, so it does as little as it can: records go to the
     # writer a run at a time (up to the end of its frame, a checkpoint or a progress call),
     # and nothing is decoded.
-    sha256 = hashlib.sha256
+    sha256, from_stored = hashlib.sha256, codec.from_stored
     times: list[int] = []
     records: list[bytes] = []
     hashes: list[bytes] = []
     expected = 1
     next_stop = _next_stop(base_seq, base_seq, stop, writer.room(), progress)
     for seq, recorded_at, entity_type, event_type, stored, stored_hash in rows:
-        record = stored if stored[:4] != ZSTD_MAGIC else codec.from_stored(stored)
+        record = from_stored(stored)
         previous = sha256(previous + record).digest()
         if seq != expected or previous != stored_hash:
             raise IntegrityError(
