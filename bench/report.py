@@ -78,7 +78,19 @@ def figures(raw: Raw) -> list[Figure]:
             _rate("append_single", "append, one command a transaction", build["single"],
                   floor_rate),
         ]
+        batched = build["batched"]
+        found += _against_own_floor(
+            "append_batched", "append, batched, against the append floor",
+            floor["append_seconds"] / floor["events"], batched["seconds"] / batched["events"],
+            floor.get("append_cpu_seconds", 0.0) / floor["events"],
+            batched.get("cpu_seconds", 0.0) / batched["events"], Target(">=", 0.8, "value"))
     snapshot = raw["snapshot"]
+    snapshot_floor = raw["snapshot_floor"]
+    found += _against_own_floor(
+        "snapshot", "snapshot against the snapshot floor",
+        snapshot_floor["seconds"], snapshot["seconds"],
+        snapshot_floor.get("cpu_seconds", 0.0), snapshot.get("cpu_seconds", 0.0),
+        Target(">=", 0.9, "value"))
     found += [
         _rate("snapshot", "snapshot", snapshot, floor_rate, Target(">=", 300_000, "value")),
         _rate("snapshot_floor", "snapshot floor: read records, chain, compress"
@@ -139,6 +151,18 @@ def figures(raw: Raw) -> list[Figure]:
                    figures_of["connection_ms"]["median"], "ms",
                    figures_of["connection_ms"]["median"] / figures_of["raw_ms"]["median"]),
         ]
+    return found
+
+
+def _against_own_floor(key: str, label: str, floor_wall: float, wall: float,
+                       floor_cpu: float, cpu: float, target: Target) -> list[Figure]:
+    """Speed as a fraction of the phase's own floor (issue 14: 1.0 = as fast as the floor),
+    by wall time and by CPU time (user + system: what a loaded machine does not blur)."""
+    found = [Figure(f"{key}_of_floor", f"{label}: wall", floor_wall / wall if wall else None,
+                    "x speed", target=target)]
+    if cpu and floor_cpu:
+        found.append(Figure(f"{key}_of_floor_cpu", f"{label}: CPU", floor_cpu / cpu,
+                            "x speed", target=target))
     return found
 
 

@@ -98,6 +98,7 @@ def _measure(options: argparse.Namespace, work: Path) -> dict[str, Any]:
         _say(f"using the built vault {source}")
     else:
         _say(f"building a vault of {options.events:,} events through the domain API in {work}")
+        load_before = os.getloadavg()[0]
         built = workload.build(url, options.events, batch=options.batch, single=options.single,
                                seed=options.seed, progress=_Progress(options.events),
                                mix=options.mix)
@@ -105,6 +106,7 @@ def _measure(options: argparse.Namespace, work: Path) -> dict[str, Any]:
             "events": built.events, "batch": built.batch, "drawn": vars(built.drawn),
             "batched": vars(built.batched), "single": vars(built.single),
             "source_bytes": source.stat().st_size,
+            "load_before": load_before, "load_after": os.getloadavg()[0],
         }
         _say(f"built: {built.batched.events_per_second:,.0f} events/s batched, "
              f"{built.single.events_per_second:,.0f} one at a time")

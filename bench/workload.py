@@ -111,11 +111,13 @@ class Tally:
 
 @dataclass
 class Timing:
-    """Events appended, in how many transactions, in how many seconds of `vault.write()`."""
+    """Events appended, in how many transactions, in how many seconds of `vault.write()`
+    (wall, and CPU of this process: SQLite works in it)."""
 
     events: int = 0
     transactions: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     @property
     def events_per_second(self) -> float:
@@ -365,6 +367,7 @@ def _run(vault: Vault, session: Session, timing: Timing) -> None:
     actor, reason, operations = session
     if not operations:
         return
+    cpu_started = time.process_time()
     started = time.perf_counter()
     with vault.write(actor, reason) as commands:
         first = commands.head.seq
@@ -372,6 +375,7 @@ def _run(vault: Vault, session: Session, timing: Timing) -> None:
             operation(commands)
         recorded = commands.head.seq - first
     timing.seconds += time.perf_counter() - started
+    timing.cpu_seconds += time.process_time() - cpu_started
     if recorded != len(operations):
         raise RuntimeError(f"{actor}: {len(operations)} commands recorded {recorded} events; "
                            "the workload must record exactly one event per command")
@@ -387,5 +391,6 @@ def _head_seq(vault: Vault) -> int:
 def measure(url: str, events: int, batch: int, seed: int = 6) -> dict[str, object]:
     """The append phase on its own (bench/hotspots.py profiles it): build, report timings."""
     built = build(url, events, batch=batch, single=0, seed=seed)
-    return {"seconds": built.batched.seconds, "events": built.batched.events,
+    return {"seconds": built.batched.seconds, "cpu_seconds": built.batched.cpu_seconds,
+            "events": built.batched.events,
             "transactions": built.batched.transactions}

@@ -739,3 +739,38 @@ def test_writer_memory_does_not_grow_with_events(tmp_path: Path) -> None:
     # Holding every record would be ~15 MB; one frame of records plus the index is < 1 MB.
     assert peak < 3_000_000, peak
     writer.finish({}, "00" * 32)
+
+
+def test_a_run_of_records_writes_the_package_one_by_one_would(tmp_path: Path,
+                                                               many: list[Event]) -> None:
+    header = header_for()
+    one_by_one, runs = tmp_path / "one.evpkg", tmp_path / "runs.evpkg"
+    with PackageWriter(one_by_one, header, frame_events=100) as writer:
+        for event in many:
+            writer.add(event.seq, event.recorded_at, event.record(), event.hash)
+        writer.finish({}, "00" * 32)
+    with PackageWriter(runs, header, frame_events=100) as writer:
+        at = 0
+        while at < len(many):
+            run = many[at:at + min(writer.room(), 37)]  # runs that cut frames unevenly
+            writer.add_run(run[0].seq, [e.recorded_at for e in run],
+                           [e.record() for e in run], [e.hash for e in run])
+            at += len(run)
+        writer.finish({}, "00" * 32)
+    assert runs.read_bytes() == one_by_one.read_bytes()
+
+
+def test_a_run_of_records_is_refused_as_add_would_refuse_it(tmp_path: Path) -> None:
+    events = make_events(5)
+    times = [e.recorded_at for e in events]
+    records, hashes = [e.record() for e in events], [e.hash for e in events]
+    with PackageWriter(tmp_path / "p.evpkg", header_for(), frame_events=4) as writer:
+        with pytest.raises(ValueError, match="at most room"):
+            writer.add_run(1, times, records, hashes)  # 5 records, a frame of 4
+        with pytest.raises(PackageError, match="seq 2 given where seq 1 is due"):
+            writer.add_run(2, times[:4], records[:4], hashes[:4])
+        backwards = [times[0], times[0] - 1, *times[2:4]]
+        with pytest.raises(PackageError, match="is before the previous event"):
+            writer.add_run(1, backwards, records[:4], hashes[:4])
+        writer.abort()
+    assert os.listdir(tmp_path) == []

@@ -7,6 +7,7 @@ snapshot fast.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -16,15 +17,13 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from eventvault import codec, log_state, projection, schema, store, vault_schema
+from eventvault import codec, log_state, schema, store
 from eventvault.catalog import SCHEMA_TYPE
-from eventvault.digest import state_digest
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
     CREATED,
     DELETED,
     GENESIS_HASH,
-    chain_hash,
     decode_record,
     now_us,
 )
@@ -36,6 +35,7 @@ from eventvault.package import (
     PackageReader,
     PackageWriter,
 )
+from eventvault.table_check import HELPER_FROM_EVENTS, PendingFigures
 from eventvault.vault import Vault
 
 CHECKPOINT_EVERY = 100_000  # events between checkpoints (each one a seekable, verified point)
@@ -70,6 +70,7 @@ def snapshot(
     if target.exists():
         raise UsageError(f"{target} exists already; choose another name or remove it first")
     base = PackageReader(since) if since is not None else None
+    own_transaction = connection is None  # (a replace's holds every table locked)
     with (nullcontext(connection) if connection is not None
           else vault.reading(consistent=True)) as connection:
         head = store.read_head(connection)
@@ -98,22 +99,30 @@ def snapshot(
             created_at=now_us(),
         )
         warnings: list[str] = []
-        with PackageWriter(target, header, frame_events=frame_events) as writer:
-            footer = _write_events(connection, writer, base_seq, base_hash, stop, head,
-                                   warnings, progress)
+        # The tables are as large as the vault, however short the package.
+        tables = PendingFigures(vault, helper=own_transaction and stop == head.seq
+                                and head.seq >= HELPER_FROM_EVENTS)
+        try:
+            with PackageWriter(target, header, frame_events=frame_events) as writer:
+                footer = _write_events(connection, writer, base_seq, base_hash, stop, head,
+                                       warnings, tables, progress)
+        finally:
+            tables.cancel()
     return SnapshotResult(target, footer, base_seq, target.stat().st_size, warnings)
 
 
 def _write_events(
     connection: Connection, writer: PackageWriter, base_seq: int, base_hash: bytes, stop: int,
-    head: store.Head, warnings: list[str], progress: Progress | None = None,
+    head: store.Head, warnings: list[str], tables: PendingFigures,
+    progress: Progress | None = None,
 ) -> PackageFooter:
     """Stream the stored records into the package, checking the chain as they pass.
 
     The records go in as stored: no event is decoded. Counts are folded from the type
     columns; the state digest at the head is the one maintained with the log (log_state.py),
     whose head and counts must agree with what streamed past. The projection tables give
-    no figure of the package: they are only compared with it, to warn of drift. A package
+    no figure of the package: they are only compared with it, to warn of drift (their
+    figures from `tables`, taken beside this loop in a large vault). A package
     cut before the head, or a vault whose maintained state disagrees with its log, needs a
     full fold of the events: that path is slower.
     """
@@ -129,11 +138,19 @@ def _write_events(
         "SELECT seq, recorded_at, entity_type, event_type, record, hash FROM events "
         "WHERE seq <= ? ORDER BY seq", (stop,),
     )
+    # The loop runs once per event, so it does as little as it can: records go to the
+    # writer a run at a time (up to the end of its frame, a checkpoint or a progress call),
+    # and nothing is decoded.
+    sha256, from_stored = hashlib.sha256, codec.from_stored
+    times: list[int] = []
+    records: list[bytes] = []
+    hashes: list[bytes] = []
     expected = 1
+    next_stop = _next_stop(base_seq, base_seq, stop, writer.room(), progress)
     for seq, recorded_at, entity_type, event_type, stored, stored_hash in rows:
-        record = codec.from_stored(bytes(stored))
-        previous = chain_hash(previous, record)
-        if seq != expected or previous != bytes(stored_hash):
+        record = from_stored(stored)
+        previous = sha256(previous + record).digest()
+        if seq != expected or previous != stored_hash:
             raise IntegrityError(
                 f"the vault's hash chain is broken at seq {expected}; run `eventvault verify` "
                 "before taking a backup"
@@ -153,11 +170,19 @@ def _write_events(
                     f"the base package's head (seq {base_seq}) is not in this vault's chain"
                 )
             continue
-        writer.add(seq, recorded_at, record, previous)
-        if progress and seq % PROGRESS_EVERY == 0:
-            progress(seq, stop)
-        if seq % CHECKPOINT_EVERY == 0 and seq != stop:
-            writer.checkpoint(dict(counts), fold.digest() if fold is not None else None)
+        times.append(recorded_at)
+        records.append(record)
+        hashes.append(previous)
+        if seq == next_stop:
+            writer.add_run(seq - len(records) + 1, times, records, hashes)
+            times, records, hashes = [], [], []
+            if progress and seq % PROGRESS_EVERY == 0:
+                progress(seq, stop)
+            if seq % CHECKPOINT_EVERY == 0 and seq != stop:
+                writer.checkpoint(dict(counts), fold.digest() if fold is not None else None)
+            next_stop = _next_stop(seq, base_seq, stop, writer.room(), progress)
+    if records:  # the log ended before `stop` (read under a consistent snapshot: never)
+        writer.add_run(expected - len(records), times, records, hashes)
     if progress:
         progress(stop, stop)
     if fold is not None:
@@ -173,16 +198,21 @@ def _write_events(
             warnings.append(
                 "the vault's maintained state digest disagrees with its log (the package "
                 f"holds the log's own); {log_state.REPAIR}")
-        if _tables_drifted(connection, dict(counts), digest):
+        found = tables.figures(connection, head)
+        if found.counts != dict(counts) or found.digest != digest:
             warnings.append(
                 "the vault's tables have drifted from its log (the package holds the log's "
                 "state); run `eventvault rebuild --as ADMIN` to rebuild them from the log")
     return writer.finish(dict(counts), digest, declared)
 
 
-def _tables_drifted(connection: Connection, counts: dict[str, int], digest: str) -> bool:
-    """Whether the projection's counts or digest differ from the log's: one streaming read
-    of every row (the cost of the projection digest snapshots used to take)."""
-    catalog = vault_schema.history(connection).catalog
-    return projection.counts(connection, catalog) != counts or \
-        state_digest(projection.read_state(connection, catalog)) != digest
+def _next_stop(seq: int, base_seq: int, stop: int, room: int, progress: Progress | None
+               ) -> int:
+    """The next seq after `seq` where the run of records goes to the writer: the end of its
+    frame, a checkpoint, a progress call or the last event, whichever comes first."""
+    seq = max(seq, base_seq)
+    at = min(seq + room, stop, (seq // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+    if progress:
+        at = min(at, (seq // PROGRESS_EVERY + 1) * PROGRESS_EVERY)
+    return at
+

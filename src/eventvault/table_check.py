@@ -1,0 +1,140 @@
+"""A snapshot's look at the projection tables: their counts and digest, in a helper process
+when the vault is large.
+
+A package's figures come from the log; the tables are only compared with them, so that a
+snapshot can say they have drifted (issue 10). That comparison reads and hashes every row:
+about a quarter of a large snapshot's time, on the same core as the copy of the log. So a
+large snapshot has a helper process take the tables' figures over its own read transaction,
+beside the copy. The helper also says at which head it read them: if another writer
+committed between the two transactions' starts, its figures are of another state, and the
+snapshot takes them again in its own transaction. Any failure of the helper has the same
+fallback: the helper can make a snapshot faster, never wrong.
+
+The helper is a fresh interpreter running this module (`python -m`), as the replay's fold
+helper is (parallel_fold.py): never a fork of the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from eventvault import projection, store, vault_schema
+from eventvault.digest import state_digest
+from eventvault.vault import Vault
+
+# Below this many events, starting the helper (~0.4 s of CPU for its imports) costs more
+# than the tables' read it takes off the snapshot.
+HELPER_FROM_EVENTS = 200_000
+
+
+@dataclass(frozen=True)
+class TableFigures:
+    """The projection's live counts and state digest, read at the log's head (seq, hash)."""
+
+    head_seq: int
+    head_hash: bytes
+    counts: dict[str, int]
+    digest: str
+
+
+def table_figures(connection: Connection) -> TableFigures:
+    catalog = vault_schema.history(connection).catalog
+    head = store.read_head(connection)
+    return TableFigures(head.seq, head.hash, projection.counts(connection, catalog),
+                        state_digest(projection.read_state(connection, catalog)))
+
+
+class PendingFigures:
+    """The tables' figures, taken by a helper process started now (`helper=True`) or, when
+    asked for, in the caller's transaction."""
+
+    def __init__(self, vault: Vault, *, helper: bool) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        if not helper:
+            return
+        # The helper must run this very eventvault, wherever it was imported from.
+        here = str(Path(__file__).resolve().parents[1])
+        search = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(os.getpid())],
+                env={**os.environ, "PYTHONPATH": search}, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            # The URL (password included) on stdin: never on a command line others can read.
+            assert self._process.stdin is not None
+            self._process.stdin.write(vault.url.render_as_string(hide_password=False).encode())
+            self._process.stdin.close()
+        except OSError:
+            self.cancel()
+
+    def figures(self, connection: Connection, head: store.Head) -> TableFigures:
+        """The tables' figures at `head`: the helper's if it read them there, else read now
+        in `connection` (the snapshot's own transaction)."""
+        found = self._receive()
+        if found is not None and (found.head_seq, found.head_hash) == (head.seq, head.hash):
+            return found
+        return table_figures(connection)
+
+    def cancel(self) -> None:
+        """Stop the helper, if any (the snapshot failed or no longer needs it)."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._finish()
+
+    def _finish(self) -> bytes | None:
+        """Wait for the helper; its output if it succeeded. (Not communicate(): stdin was
+        closed already, which it cannot take.)"""
+        process, self._process = self._process, None
+        assert process is not None and process.stdout is not None
+        with process.stdout:
+            output = process.stdout.read()
+        return output if process.wait() == 0 else None
+
+    def _receive(self) -> TableFigures | None:
+        if self._process is None:
+            return None
+        output = self._finish()
+        if output is None:
+            return None
+        try:
+            answer = json.loads(output)
+            return TableFigures(int(answer["head_seq"]), bytes.fromhex(answer["head_hash"]),
+                                {str(k): int(v) for k, v in answer["counts"].items()},
+                                str(answer["digest"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def _serve(parent: int) -> None:
+    """The helper's side: the figures of the vault named on stdin, as JSON on stdout."""
+    # Ctrl-C reaches the whole process group: the snapshot decides, and stops this helper.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    with Vault(sys.stdin.read()) as vault, vault.reading(consistent=True) as connection:
+        found = table_figures(connection)
+    json.dump({"head_seq": found.head_seq, "head_hash": found.head_hash.hex(),
+               "counts": found.counts, "digest": found.digest}, sys.stdout)
+
+
+def _exit_with(parent: int) -> None:
+    """A killed snapshot cannot stop its helper: the helper stops itself when orphaned."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    from eventvault.table_check import _serve as serve
+
+    serve(int(sys.argv[1]))
