@@ -4,22 +4,12 @@ restore it into a re-migrated database (docs/APP.md)."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Protocol
 
 import click
 
+from eventvault.cli.context import Context
 from eventvault.errors import UsageError
 from eventvault.events import parse_time
-
-if TYPE_CHECKING:
-    from eventvault.vault import Vault
-
-
-class VaultContext(Protocol):
-    """What the `eventvault` group hands its commands (cli.Context; not imported: a cycle)."""
-
-    @property
-    def vault(self) -> Vault: ...
 
 
 @click.group("app")
@@ -35,7 +25,7 @@ def app_group() -> None:
               help="The admin who changes the schema on a re-attach.")
 @click.option("--json", "as_json", is_flag=True, help="The decisions as JSON, for tools.")
 @click.pass_obj
-def attach(context: VaultContext, app_url: str, patterns: tuple[str, ...], actor: str,
+def attach(context: Context, app_url: str, patterns: tuple[str, ...], actor: str,
            as_json: bool) -> None:
     """Reflect APP_URL's tables into the vault's schema; print what was decided per table."""
     from eventvault.app.vault_link import attach as do_attach
@@ -63,7 +53,7 @@ def attach(context: VaultContext, app_url: str, patterns: tuple[str, ...], actor
               help="Who records the changes.")
 @click.option("--json", "as_json", is_flag=True, help="Counts as JSON, for tools.")
 @click.pass_obj
-def capture(context: VaultContext, source: str | None, actor: str, as_json: bool) -> None:
+def capture(context: Context, source: str | None, actor: str, as_json: bool) -> None:
     """Append the application's changes since the last capture as events."""
     from eventvault.app.vault_link import capture as do_capture
 
@@ -87,7 +77,7 @@ def capture(context: VaultContext, source: str | None, actor: str, as_json: bool
 @click.option("--keep-extra", is_flag=True, help="Keep target rows the backup does not have.")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON, for tools.")
 @click.pass_obj
-def restore(context: VaultContext, target_url: str, at_seq: int | None, at_time: str | None,
+def restore(context: Context, target_url: str, at_seq: int | None, at_time: str | None,
             dry_run: bool, keep_extra: bool, as_json: bool) -> None:
     """Write the vault's state of the application into TARGET_URL (one transaction, verified);
     the identity map then points at the target's keys."""

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from eventvault.cli.context import Context
 from eventvault.errors import UsageError
 from eventvault.events import parse_time, principal_text
 from eventvault.render import CSV_LINE_END, Column, Format, for_terminal, render
 
 if TYPE_CHECKING:  # the queries load SQLAlchemy: imported when a command runs, not for --help
     from eventvault import audit as queries
-    from eventvault.vault import Vault
 
 DEFAULT_LIMIT = 100  # events a page by default; equal to audit.DEFAULT_LIMIT (a test says so)
 
@@ -29,13 +29,6 @@ STATE_FIELDS = ("entity_type", "entity_id", "at", "seq", "field", "value", "uuid
 
 REF_HELP = ("REF is a UUID, TYPE:NAME (user:admin, workflow_state:draft, placeholder:KEY, "
             "backup_config:NAME, document:TITLE) or a plain username; deleted entities too.")
-
-
-class VaultContext(Protocol):
-    """What the `eventvault` group hands its commands (cli.Context; not imported: a cycle)."""
-
-    @property
-    def vault(self) -> Vault: ...
 
 
 @click.group()
@@ -86,7 +79,7 @@ def output_format(as_json: bool, as_csv: bool) -> Format:
 @click.argument("ref")
 @output_options
 @click.pass_obj
-def history(context: VaultContext, ref: str, as_json: bool, as_csv: bool) -> None:
+def history(context: Context, ref: str, as_json: bool, as_csv: bool) -> None:
     """Every event of one entity in order, with each field's old and new value."""
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
@@ -105,7 +98,7 @@ def history(context: VaultContext, ref: str, as_json: bool, as_csv: bool) -> Non
 @range_options
 @output_options
 @click.pass_obj
-def actor(context: VaultContext, username: str, since: int | None, until: int | None,
+def actor(context: Context, username: str, since: int | None, until: int | None,
           after: int, limit: int, quiet: bool, as_json: bool, as_csv: bool) -> None:
     """Everything USERNAME did, in order; a user deleted since too."""
     fmt = output_format(as_json, as_csv)
@@ -125,7 +118,7 @@ def actor(context: VaultContext, username: str, since: int | None, until: int | 
 @range_options
 @output_options
 @click.pass_obj
-def log(context: VaultContext, type_name: str | None, actor_name: str | None,
+def log(context: Context, type_name: str | None, actor_name: str | None,
         since: int | None, until: int | None, after: int, limit: int, quiet: bool,
         as_json: bool, as_csv: bool) -> None:
     """The event log in order, filtered by entity type, actor and time."""
@@ -146,7 +139,7 @@ def log(context: VaultContext, type_name: str | None, actor_name: str | None,
               help="The moment (ISO-8601).")
 @output_options
 @click.pass_obj
-def as_of(context: VaultContext, ref: str, moment: int, as_json: bool, as_csv: bool) -> None:
+def as_of(context: Context, ref: str, moment: int, as_json: bool, as_csv: bool) -> None:
     """One entity's fields as they were at a moment, an entity deleted later too."""
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import click
 
+from eventvault.cli.context import Context
 from eventvault.schemadoc import kinds
-
-if TYPE_CHECKING:
-    from eventvault.vault import Vault
-
-
-class VaultContext(Protocol):
-    """What the `eventvault` group hands its commands (cli.Context; not imported: a cycle)."""
-
-    @property
-    def vault(self) -> Vault: ...
-
-    @property
-    def command(self) -> str: ...
 
 
 def write_options(function: Any) -> Any:
@@ -45,7 +33,7 @@ def entity_group() -> None:
 @click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE")
 @write_options
 @click.pass_obj
-def add(context: VaultContext, type_name: str, settings: tuple[str, ...], actor: str,
+def add(context: Context, type_name: str, settings: tuple[str, ...], actor: str,
         reason: str | None) -> None:
     """Create an entity; prints its UUID."""
     with context.vault.entities(actor, reason, context.command) as entities:
@@ -57,7 +45,7 @@ def add(context: VaultContext, type_name: str, settings: tuple[str, ...], actor:
 @click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE")
 @write_options
 @click.pass_obj
-def update(context: VaultContext, ref: str, settings: tuple[str, ...], actor: str,
+def update(context: Context, ref: str, settings: tuple[str, ...], actor: str,
            reason: str | None) -> None:
     """Change fields of an entity (only those that really change are recorded)."""
     with context.vault.entities(actor, reason, context.command) as entities:
@@ -68,7 +56,7 @@ def update(context: VaultContext, ref: str, settings: tuple[str, ...], actor: st
 @click.argument("ref")
 @write_options
 @click.pass_obj
-def delete(context: VaultContext, ref: str, actor: str, reason: str | None) -> None:
+def delete(context: Context, ref: str, actor: str, reason: str | None) -> None:
     """Delete an entity no other entity refers to."""
     with context.vault.entities(actor, reason, context.command) as entities:
         click.echo(entities.delete(ref))
@@ -78,7 +66,7 @@ def delete(context: VaultContext, ref: str, actor: str, reason: str | None) -> N
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for tools.")
 @click.pass_obj
-def show(context: VaultContext, ref: str, as_json: bool) -> None:
+def show(context: Context, ref: str, as_json: bool) -> None:
     """An entity's fields as they are now."""
     with context.vault.entities(write=False) as entities:
         spec, row = entities.lookup(ref)

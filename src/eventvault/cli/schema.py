@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 import click
 
+from eventvault.cli.context import Context
 from eventvault.schemadoc import load, schema_hash, to_json, to_toml
-
-if TYPE_CHECKING:
-    from eventvault.vault import Vault
-
-
-class VaultContext(Protocol):
-    """What the `eventvault` group hands its commands (cli.Context; not imported: a cycle)."""
-
-    @property
-    def vault(self) -> Vault: ...
-
-    @property
-    def command(self) -> str: ...
 
 
 @click.group("schema")
@@ -30,7 +16,7 @@ def schema_group() -> None:
 @schema_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="The declaration as JSON, for tools.")
 @click.pass_obj
-def show(context: VaultContext, as_json: bool) -> None:
+def show(context: Context, as_json: bool) -> None:
     """Print the schema the vault's log declares, as a schema file (or JSON)."""
     found = context.vault.schema()
     if as_json:
@@ -46,7 +32,7 @@ def show(context: VaultContext, as_json: bool) -> None:
               help="The admin who changes the schema (required: no default).")
 @click.option("--reason", metavar="TEXT", help="Why: stored on the schema event.")
 @click.pass_obj
-def apply(context: VaultContext, file: str, actor: str, reason: str | None) -> None:
+def apply(context: Context, file: str, actor: str, reason: str | None) -> None:
     """Move the vault to the schema in FILE (same name, higher version), recorded in the log;
     refused, with the reason, when existing data would become invalid."""
     new = load(file)
