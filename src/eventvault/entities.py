@@ -32,8 +32,7 @@ from eventvault.errors import (
 from eventvault.events import ACCESS_DENIED, CREATED, DELETED, UPDATED, FieldValue
 from eventvault.fold import SchemaHistory
 from eventvault.identity import IdentityMap
-from eventvault.schemadoc import TypeSpec
-from eventvault.schemadoc.model import FieldSpec, ReferenceSpec
+from eventvault.schemadoc import FieldSpec, ReferenceSpec, TypeSpec
 from eventvault.store import Appender, Head, NewEvent
 from eventvault.story_names import story_names
 from eventvault.tables import projection_for
