@@ -7,6 +7,7 @@ import json
 import pytest
 
 from eventvault import schema
+from eventvault.errors import UsageError, ValidationError
 from eventvault.system import system_uuid
 from eventvault.vault import Vault
 
@@ -166,3 +167,23 @@ def test_a_failing_batch_leaves_nothing(demo_db: str) -> None:
         commands.add_document("Half done", "temporary")
         raise RuntimeError("crash in the middle of a command")
     assert vault.status() == before
+
+
+def test_a_uuid_the_batch_has_seen_is_still_checked(demo_db: str) -> None:
+    """`find` answers from the transaction's identity map for a UUID it holds: still only
+    for the type the row is of, and a reference to the wrong type is still refused."""
+    vault = Vault(demo_db)
+    try:
+        before = vault.status()
+        with pytest.raises(UsageError, match="no document"), vault.write("admin") as commands:
+            user = commands.add_user("seen_once", "author")
+            assert commands.find(user, "user")["uuid"] == user  # now in the identity map
+            commands.find(user, "document")
+        with pytest.raises(ValidationError, match="does not exist"), \
+                vault.write("admin") as commands:
+            user = commands.add_user("seen_twice", "author")
+            document = commands.add_document("Seen", user)
+            commands.create("workflow", {"document": user, "current_state": document})
+        assert vault.status() == before
+    finally:
+        vault.close()

@@ -32,7 +32,7 @@ from eventvault.errors import (
 from eventvault.events import ACCESS_DENIED, CREATED, DELETED, UPDATED, FieldValue
 from eventvault.fold import SchemaHistory
 from eventvault.identity import IdentityMap
-from eventvault.schemadoc import TypeSpec
+from eventvault.schemadoc import FieldSpec, ReferenceSpec, TypeSpec
 from eventvault.store import Appender, Head, NewEvent
 from eventvault.story_names import story_names
 from eventvault.tables import projection_for
@@ -43,6 +43,23 @@ class Actor:
     id: str
     username: str
     role: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One type's fields and references by name, looked up per value on the write path
+    (TypeSpec's `field`/`reference` scan its tuples)."""
+
+    fields: dict[str, FieldSpec]
+    references: dict[str, ReferenceSpec]
+    plain: tuple[str, ...]  # plain fields in schema order
+    bools: tuple[str, ...]
+
+    @classmethod
+    def of(cls, spec: TypeSpec) -> _Layout:
+        return cls({f.name: f for f in spec.fields}, {r.name: r for r in spec.references},
+                   tuple(f.name for f in spec.fields),
+                   tuple(f.name for f in spec.fields if f.kind == "bool"))
 
 
 class Entities:
@@ -65,6 +82,8 @@ class Entities:
             values.check_text("the reason", reason, self.max_text)
         self.reason = reason
         self.tables = projection_for(self.catalog)
+        self._specs = {t.name: t for t in self.catalog.schema.types}
+        self._layouts = {t.name: _Layout.of(t) for t in self.catalog.schema.types}
         # Private like the appender: only `_record` writes rows through them.
         self._identity = IdentityMap(connection, self.catalog, self.tables)
         self._rows = self._identity.rows
@@ -88,7 +107,7 @@ class Entities:
 
     def spec(self, type_name: str) -> TypeSpec:
         """A type of the vault's current schema; an unknown one is refused, naming them."""
-        found = self.catalog.schema.type(type_name)
+        found = self._specs.get(type_name)
         if found is None:
             raise UsageError(f"unknown entity type {type_name!r}; known types: "
                              f"{', '.join(self.catalog.type_names)}")
@@ -97,6 +116,12 @@ class Entities:
     def find(self, ref: str, type_name: str) -> dict[str, Any]:
         """A live entity of `type_name` by REF: its UUID, `type:KEY` or its KEY (a one-field
         natural key, for users the username)."""
+        # A UUID this transaction has already resolved (most references a batch names):
+        # the key is a canonical UUID of a live row of this type, so every check below
+        # would pass and `_row` would return this very row.
+        known = self._identity.known(type_name, ref)
+        if known is not None:
+            return known
         spec = self.spec(type_name)
         values.check_text(f"the {type_name} reference", ref, self.max_text)
         text = ref.strip()
@@ -147,12 +172,14 @@ class Entities:
 
     def logical_fields(self, spec: TypeSpec, row: Mapping[str, Any]) -> dict[str, FieldValue]:
         """An entity's fields in schema order, references as their targets' UUIDs."""
-        fields: dict[str, FieldValue] = {f.name: row[f.name] for f in spec.fields}
-        for field in spec.fields:
-            if field.kind == "bool" and fields[field.name] is not None:
-                fields[field.name] = bool(fields[field.name])  # SQLite hands back 0/1
+        layout = self._layouts.get(spec.name) or _Layout.of(spec)
+        fields: dict[str, FieldValue] = {name: row[name] for name in layout.plain}
+        for name in layout.bools:
+            if fields[name] is not None:
+                fields[name] = bool(fields[name])  # SQLite hands back 0/1
+        uuid_of = self._identity.uuid_of
         for reference in spec.references:
-            fields[reference.name] = self.uuid_of(reference.target, row[reference.column])
+            fields[reference.name] = uuid_of(reference.target, row[reference.column])
         return fields
 
     # --- the write path: stored values, references as UUIDs ------------------------------
@@ -174,20 +201,20 @@ class Entities:
                       changes: Mapping[str, FieldValue], expected_version: int | None = None,
                       event_type: str = UPDATED) -> str:
         """Record only the fields that really change; nothing at all if none does."""
-        self._require_log_agrees(spec, row)
+        current = self._require_log_agrees(spec, row)
         if expected_version is not None and expected_version != row["version"]:
             raise ConcurrencyError(
                 f"{spec.name} {row['uuid']} is at version {row['version']}, not "
                 f"{expected_version}: someone changed it; reload and try again"
             )
+        layout = self._layouts[spec.name]
         for name, value in changes.items():
-            declared = spec.field(name) or spec.reference(name)
+            declared = layout.fields.get(name) or layout.references.get(name)
             if declared is None:
                 raise UsageError(f"{spec.name} has no field {name!r}; fields: "
                                  f"{', '.join(spec.field_names)}")
             if value is None and declared.required:
                 raise ValidationError(f"{spec.name} {name} cannot be empty")
-        current = self.logical_fields(spec, row)
         changed = {k: v for k, v in changes.items() if current.get(k) != v}
         if not changed:  # nothing to record, but a refusal is still a refusal
             self._authorize(spec, row["uuid"], event_type, changes)
@@ -240,8 +267,9 @@ class Entities:
         self.append_event(spec, entity_id, version, event_type, fields)
         columns: dict[str, Any] = {"version": version}
         if event_type not in (DELETED, ACCESS_DENIED):
+            references = self._layouts[spec.name].references
             for name, value in fields.items():
-                reference = spec.reference(name)
+                reference = references.get(name)
                 if reference is None:
                     columns[name] = value
                 else:
@@ -274,8 +302,7 @@ class Entities:
         if spec.name in permissions.STORY_TYPES:
             owners: Mapping[str, object] = {}
             if spec.name == "document":
-                owners = fields if event_type == CREATED else \
-                    self.logical_fields(spec, self.find(entity_id, spec.name))
+                owners = fields if event_type == CREATED else self._owners(spec, entity_id)
                 owners = self.story.to_story(spec.name, owners)
             permissions.authorize(self.actor.username, self.actor.role, self.actor.id,
                                   spec.name, event_type, self.story.to_story(spec.name, fields),
@@ -286,6 +313,16 @@ class Entities:
                 f"entities (writers: {', '.join(spec.writers)}); ask an admin")
         if spec.name == "user" and event_type != CREATED:
             self._keep_an_admin(spec, entity_id, event_type, fields)
+
+    def _owners(self, spec: TypeSpec, entity_id: str) -> Mapping[str, FieldValue]:
+        """A document's fields for the policy: as the log says (the tracker has folded them
+        already, and for the commands `_require_log_agrees` has held the row to them), so
+        the row is not turned into fields a second time. The row must still be live."""
+        row = self.find(entity_id, spec.name)  # a live row, as before (from memory mostly)
+        before = self._writer().tracker.entity(spec.name, entity_id)[0]
+        if before is None:
+            return self.logical_fields(spec, row)
+        return dict(zip(spec.field_names, before, strict=True))
 
     def _keep_an_admin(self, spec: TypeSpec, entity_id: str, event_type: str,
                        fields: Mapping[str, FieldValue]) -> None:
@@ -312,13 +349,16 @@ class Entities:
                 "make another user an admin first"
             )
 
-    def _require_log_agrees(self, spec: TypeSpec, row: Mapping[str, Any]) -> None:
+    def _require_log_agrees(self, spec: TypeSpec, row: Mapping[str, Any]
+                            ) -> dict[str, FieldValue]:
         """Refuse to change an entity whose row has drifted from the log: a change decided
-        on a row changed behind the log's back (a `version` above all) would be wrong."""
+        on a row changed behind the log's back (a `version` above all) would be wrong.
+        Returns the row's logical fields (logical_fields), which the log agrees with."""
         found, version = self._writer().tracker.entity(spec.name, row["uuid"])
-        if found is not None and version == row["version"] and \
-                list(self.logical_fields(spec, row).values()) == found:
-            return
+        if found is not None and version == row["version"]:
+            fields = self.logical_fields(spec, row)
+            if list(fields.values()) == found:
+                return fields
         raise IntegrityError(
             f"{spec.name} {row['uuid']}: the vault's tables (version {row['version']}) have "
             f"drifted from its log (version {version}); nothing was written; run "
@@ -328,14 +368,15 @@ class Entities:
     def _check(self, spec: TypeSpec, given: Mapping[str, FieldValue],
                row: Mapping[str, Any] | None = None) -> None:
         """Choices, live references of the right type, a unique natural key."""
+        layout = self._layouts[spec.name]
         for name, value in given.items():
-            field = spec.field(name)
+            field = layout.fields.get(name)
             if field is not None and field.choices and value is not None \
                     and value not in field.choices:
                 raise ValidationError(
                     f"{spec.name} {name} must be one of "
                     f"{', '.join(map(str, field.choices))}, not {value!r}")
-            reference = spec.reference(name)
+            reference = layout.references.get(name)
             if reference is not None and value is not None and (
                 not isinstance(value, str) or not is_uuid(value)
                 or self._identity.get(reference.target, value, "uuid") is None
@@ -394,6 +435,8 @@ CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 def is_uuid(text: str) -> bool:
     if CANONICAL_UUID.match(text):  # the common case, without building a UUID object
         return True
+    if len(text) not in (32, 36):  # what the test below requires anyway: no exception
+        return False
     try:
         uuid.UUID(text)
     except ValueError:

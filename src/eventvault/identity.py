@@ -38,6 +38,11 @@ class IdentityMap:
             self.remember(type_name, row)
         return row
 
+    def known(self, type_name: str, entity_id: str) -> dict[str, Any] | None:
+        """The row of `type_name` under exactly this UUID if this map holds it; no query."""
+        found = self._by_uuid.get(entity_id)
+        return found[1] if found is not None and found[0] == type_name else None
+
     def uuid_for_key(self, type_name: str, key: str) -> str | None:
         """The UUID of the entity with this natural key, if this map has seen it."""
         return self._by_key.get((type_name, key))
