@@ -344,7 +344,7 @@ def test_a_fold_that_misses_an_event_fails_the_replay(
     apply = StateFold.apply
 
     def apply_all_but_the_last(self: StateFold, event) -> None:
-        if event.seq < head:
+        if event[0] < head:  # an Event or, in a replay, a record's fields: seq first
             apply(self, event)
 
     head = PackageReader(package).footer.head_seq
@@ -446,8 +446,8 @@ def test_a_connection_terminated_mid_replay_fails_in_one_line(
     package, safety = tmp_path / "p.evpkg", tmp_path / "safety.evpkg"
     assert cli("snapshot", "-o", str(package), db=db).code == 0
     before = export_lines(cli, db, without_restore_jobs=False)
-    monkeypatch.setattr(store, "insert_events",
-                        once(lambda: terminate_other_backends(db), store.insert_events))
+    monkeypatch.setattr(store, "insert_records",
+                        once(lambda: terminate_other_backends(db), store.insert_records))
     result = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),
                  "--as", "admin", db=db)
     assert result.code == 1

@@ -154,10 +154,14 @@ class StateFold:
         record = self.entities.get(entity_id)
         return None if record is None else (record[0], list(record[VALUES:]))
 
-    def apply(self, event: Event) -> None:
-        # Unpacked once: a NamedTuple's attribute access costs more than the fold's checks.
-        seq, type_name, entity_id, version, kind, schema_version, _a, _r, _t, payload, _h, _p = (
-            event)
+    def apply(self, event: Event | list[Any]) -> None:
+        """Fold one event: an `Event`, or a record's decoded fields (package.frame_records),
+        whose first ten are an Event's (a replay builds no Event)."""
+        # Read by index, not attribute: a NamedTuple's attribute access costs more than the
+        # fold's checks, and a record's 10 or 11 fields cannot be unpacked as one.
+        seq, type_name, entity_id, version, kind = (
+            event[0], event[1], event[2], event[3], event[4])
+        schema_version, payload = event[5], event[9]
         specs = self._specs.get(type_name)
         record: list[Any] | None = None  # the entity's new record, None if it has none now
         if specs is None:

@@ -337,12 +337,12 @@ def _copy_log(connection: Connection, readers: list[PackageReader], stop: int,
     for reader in readers:
         if reader.header.base_seq >= stop:
             break
-        for batch in reader.frame_entries(
+        for fields, records, hashes in reader.frame_records(
                 stop_seq=stop if stop <= reader.footer.head_seq else None):
-            for event, _record in batch:
-                apply(event)
-            store.insert_events(connection, batch, bulk=True)
-            last_seq, last_hash = batch[-1][0].seq, batch[-1][0].hash
+            for item in fields:  # the decoded record: an Event's fields, as fold.apply takes
+                apply(item)
+            store.insert_records(connection, fields, records, hashes)
+            last_seq, last_hash = fields[-1][0], hashes[-1]
             if progress:
                 progress(last_seq, stop)
     if progress:  # the last one too, so a progress bar ends at 100 %
