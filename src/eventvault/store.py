@@ -157,22 +157,14 @@ def insert_records(connection: Connection, fields: list[list[Any]], records: lis
     fields in `Event` order, its canonical bytes, its chain hash; package.frame_records),
     with the engine's fastest load (see insert_events). No `Event` is built per record."""
     to_stored, compress_from, make_id = codec.to_stored, codec.COMPRESS_FROM, event_id
-    # A row is the record's first nine fields, then event_id, the stored record and the
-    # hash: the columns are named in that order (RECORD_COLUMNS).
+    # Indexed one by one: measured faster than unpacking a slice (`*item[:9]`).
     rows = [
-        (*item[:9], make_id(digest),
-         record if len(record) < compress_from else to_stored(record), digest)
+        (item[0], make_id(digest), item[1], item[2], item[3], item[4], item[5], item[6],
+         item[7], item[8], record if len(record) < compress_from else to_stored(record), digest)
         for item, record, digest in zip(fields, records, hashes, strict=True)
     ]
-    storage.for_connection(connection).insert_events(connection, RECORD_COLUMNS, rows,
-                                                     bulk=True)
-
-
-# The columns of insert_records' rows: a record's first nine fields, then the rest.
-RECORD_COLUMNS = ("seq", "entity_type", "entity_id", "entity_version", "event_type",
-                  "schema_version", "actor_id", "reason", "recorded_at", "event_id", "record",
-                  "hash")
-assert set(RECORD_COLUMNS) == {column.name for column in events.columns}
+    storage.for_connection(connection).insert_events(
+        connection, [c.name for c in events.columns], rows, bulk=True)
 
 
 # An event is read back from its record alone: the other columns are only its index.
