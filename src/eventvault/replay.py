@@ -4,7 +4,8 @@ One transaction on the target: reset the schema, copy every event (same seq, sam
 fold it (the fold checks every reference at that point in time) in one pass, each record
 decompressed, decoded and chain-checked once; write the folded state into the projection with
 the target's own IDs, then recompute counts and digest from the target's tables and compare
-them with the fold's, and the fold's with the package's (at its head or a checkpoint). Any
+them with the package's (at its head or a checkpoint) and the counts with the fold's; where
+the package recorded no state at that seq, the digest with the fold's (_verify). Any
 failure rolls the whole transaction back; a file the replay created is removed again. Where
 DDL cannot roll back (MariaDB) the vault is built beside the target and swapped in once
 checked (_replay_beside).
