@@ -180,8 +180,7 @@ class StateFold:
             changes = unpack_payload(event[9])
             if event[5] != self._version:
                 changes = self.history.upcast(seq, type_name, event[5], changes, True)
-            if changes:
-                self._set(seq, type_name, entity_id, specs, record, changes)
+            self._set(seq, type_name, entity_id, specs, record, changes)
             for i in self._required[type_name]:
                 if record[i + VALUES] is None:
                     self._refuse_missing(seq, type_name, entity_id, record)
@@ -210,8 +209,7 @@ class StateFold:
                     if event[5] != self._version:
                         changes = self.history.upcast(seq, type_name, event[5], changes,
                                                       False)
-                    if changes:
-                        self._set(seq, type_name, entity_id, specs, record, changes)
+                    self._set(seq, type_name, entity_id, specs, record, changes)
         else:
             raise IntegrityError(f"seq {seq}: unknown event type {kind!r}")
         if version != expected:
