@@ -214,8 +214,10 @@ def test_replace_needs_an_admin(demo_db: str, cli, tmp_path: Path) -> None:
 
 # --- hand-built packages -----------------------------------------------------------------
 
-def write_package(path: Path, events: list[tuple], *, frame_events: int = 4096) -> None:
-    """Events as (entity_type, entity_id, version, event_type, fields[, schema_version])."""
+def write_package(path: Path, events: list[tuple], *, frame_events: int = 4096,
+                  recorded_digest: str | None = None) -> None:
+    """Events as (entity_type, entity_id, version, event_type, fields[, schema_version]);
+    `recorded_digest` the state digest the footer claims, if not the events' own."""
     header = PackageHeader(1, "0001", "00000000-0000-4000-8000-000000000000", 0,
                            GENESIS_HASH, now_us())
     previous, at = GENESIS_HASH, now_us()
@@ -229,7 +231,7 @@ def write_package(path: Path, events: list[tuple], *, frame_events: int = 4096) 
             writer.add(seq, at + seq, record, previous)
             with contextlib.suppress(EventVaultError):  # bad events are what some tests want
                 fold.apply(event_from_record(msgpack.unpackb(record), previous))
-        writer.finish(dict(fold.counts), fold.digest())
+        writer.finish(dict(fold.counts), recorded_digest or fold.digest())
 
 
 def many_events(users: int, documents: int) -> list[tuple]:
@@ -344,7 +346,7 @@ def test_a_fold_that_misses_an_event_fails_the_replay(
     apply = StateFold.apply
 
     def apply_all_but_the_last(self: StateFold, event) -> None:
-        if event.seq < head:
+        if event[0] < head:  # an Event or, in a replay, a record's fields: seq first
             apply(self, event)
 
     head = PackageReader(package).footer.head_seq
@@ -354,6 +356,46 @@ def test_a_fold_that_misses_an_event_fails_the_replay(
     assert result.code == 1 and len(result.err.strip().splitlines()) == 1
     assert f"the fold ended at seq {head - 1}, the copy at {head}" in result.err
     assert not target.exists()
+
+
+def test_a_package_whose_recorded_state_is_wrong_fails_the_replay(cli, tmp_path: Path) -> None:
+    # Sound events, but the footer claims another state: the restored tables are compared
+    # with the package's claim directly (the fold computes no digest of its own then).
+    package = tmp_path / "p.evpkg"
+    write_package(package, many_events(3, 5), recorded_digest="1" * 64)
+    target = tmp_path / "target.db"
+    result = cli("replay", str(package), db=f"sqlite:///{target}")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    assert f"replayed state at seq 8 does not match {package}'s head" in result.err
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("until, message", [
+    (None, "replayed state at seq 8 does not match"),  # the package's head: its digest
+    (7, "the restored tables do not match the replayed events"),  # no state recorded: fold's
+])
+def test_tables_that_differ_from_the_events_fail_the_replay(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, until: int | None,
+        message: str) -> None:
+    package = tmp_path / "p.evpkg"
+    write_package(package, many_events(3, 5))
+    rows = replay_module.projection_rows
+
+    def one_title_changed(fold: StateFold, **options):
+        for type_name, chunk in rows(fold, **options):
+            if type_name == "document":  # (id, uuid, version, title, ...)
+                chunk[0] = (*chunk[0][:3], "not the logged title", *chunk[0][4:])
+            yield type_name, chunk
+
+    monkeypatch.setattr(replay_module, "projection_rows", one_title_changed)
+    target = tmp_path / "target.db"
+    seq = ("--seq", str(until)) if until else ()
+    result = cli("replay", str(package), *seq, db=f"sqlite:///{target}")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    assert message in result.err
+    assert not target.exists()
+    monkeypatch.undo()  # the same replay without the change restores
+    assert cli("replay", str(package), *seq, db=f"sqlite:///{target}").code == 0
 
 
 def test_sigkill_mid_replay_leaves_the_target_unchanged(cli, make_db, tmp_path: Path) -> None:
@@ -446,8 +488,8 @@ def test_a_connection_terminated_mid_replay_fails_in_one_line(
     package, safety = tmp_path / "p.evpkg", tmp_path / "safety.evpkg"
     assert cli("snapshot", "-o", str(package), db=db).code == 0
     before = export_lines(cli, db, without_restore_jobs=False)
-    monkeypatch.setattr(store, "insert_events",
-                        once(lambda: terminate_other_backends(db), store.insert_events))
+    monkeypatch.setattr(store, "insert_records",
+                        once(lambda: terminate_other_backends(db), store.insert_records))
     result = cli("replay", str(package), "--replace", "--safety-snapshot", str(safety),
                  "--as", "admin", db=db)
     assert result.code == 1

@@ -118,7 +118,9 @@ def iter_records(data: bytes) -> Iterator[tuple[list[Any], bytes]]:
         start = end
 
 
-_RECORD_TYPES = (
+# The types of a record's first ten fields (`tuple(map(type, fields))`): the ways a
+# well-formed record can be.
+RECORD_TYPES = (
     (int, str, str, int, str, int, str, str, int, bytes),
     (int, str, str, int, str, int, str, type(None), int, bytes),  # no reason given
 )
@@ -130,10 +132,10 @@ def event_from_record(item: list[Any], event_hash: bytes) -> Event:
         raise ValueError("record is not a 10- or 11-element array of the right types")
     if len(item) == 11:
         principal = item[10]
-        if tuple(map(type, item[:10])) not in _RECORD_TYPES or not _is_principal(principal):
+        if tuple(map(type, item[:10])) not in RECORD_TYPES or not is_principal(principal):
             raise ValueError("record is not a 10- or 11-element array of the right types")
         return Event(*item[:10], event_hash, principal)
-    if tuple(map(type, item)) not in _RECORD_TYPES:
+    if tuple(map(type, item)) not in RECORD_TYPES:
         raise ValueError("record is not a 10- or 11-element array of the right types")
     return Event(*item, event_hash)
 
@@ -144,7 +146,7 @@ _STR = frozenset((str,))
 _last_principal: list[dict[object, object]] = [{}]
 
 
-def _is_principal(value: object) -> bool:
+def is_principal(value: object) -> bool:
     # Run for every record a replay reads: equality with the last one, else set operations
     # over the types (measured: 0.83 -> ~0.1 us a record on a replay's package).
     if type(value) is not dict:

@@ -40,6 +40,7 @@ from eventvault.events import (
 from eventvault.schemadoc import Schema, Upcaster, evolve
 from eventvault.schemadoc.evolve import origins
 
+_intern = sys.intern  # one global look-up a call, not two (the fold calls it per field)
 SHARED_UP_TO = 16  # characters: plain string values this short are interned
 _CHANGES = frozenset((UPDATED, TRANSITIONED, DELETED, ACCESS_DENIED))
 
@@ -154,49 +155,49 @@ class StateFold:
         record = self.entities.get(entity_id)
         return None if record is None else (record[0], list(record[VALUES:]))
 
-    def apply(self, event: Event) -> None:
-        # Unpacked once: a NamedTuple's attribute access costs more than the fold's checks.
-        seq, type_name, entity_id, version, kind, schema_version, _a, _r, _t, payload, _h, _p = (
-            event)
+    def apply(self, event: Event | list[Any]) -> None:
+        """Fold one event: an `Event`, or a record's decoded fields (package.frame_records),
+        whose first ten are an Event's (a replay builds no Event)."""
+        # Read by index, not attribute: a NamedTuple's attribute access costs more than the
+        # fold's checks, and a record's 10 or 11 fields cannot be unpacked as one.
+        seq, type_name, entity_id, version, kind = (
+            event[0], event[1], event[2], event[3], event[4])
         specs = self._specs.get(type_name)
+        entities = self.entities
         record: list[Any] | None = None  # the entity's new record, None if it has none now
         if specs is None:
             if type_name != SCHEMA_TYPE:
                 raise IntegrityError(f"seq {seq}: unknown entity type {type_name!r}")
-            self._declare(seq, kind, entity_id, payload)
+            self._declare(seq, kind, entity_id, event[9])
             expected = self._schema_versions.get(entity_id, 0) + 1
             self._schema_versions[entity_id] = expected
         elif kind == CREATED:
-            if entity_id in self.entities or entity_id in self._deleted or (
+            if entity_id in entities or entity_id in self._deleted or (
                     entity_id in self._schema_versions):
                 raise IntegrityError(f"seq {seq}: {type_name} {entity_id} is created twice")
             # The type's name as one shared string, not the copy each decoded event brings.
-            record = [sys.intern(type_name), 1, *self._defaults[type_name]]
-            changes = unpack_payload(payload)
-            if schema_version != self._version:
-                changes = self.history.upcast(seq, type_name, schema_version, changes, True)
+            record = [_intern(type_name), 1, *self._defaults[type_name]]
+            changes = unpack_payload(event[9])
+            if event[5] != self._version:
+                changes = self.history.upcast(seq, type_name, event[5], changes, True)
             self._set(seq, type_name, entity_id, specs, record, changes)
-            missing = [self.catalog.names[type_name][i]
-                       for i in self._required[type_name] if record[i + VALUES] is None]
-            if missing:
-                raise IntegrityError(
-                    f"seq {seq}: {type_name} {entity_id} is created without "
-                    f"{', '.join(missing)}"
-                )
+            for i in self._required[type_name]:
+                if record[i + VALUES] is None:
+                    self._refuse_missing(seq, type_name, entity_id, record)
             self.counts[type_name] += 1
             expected = 1
         elif kind in _CHANGES:
-            current = self.entities.get(entity_id)
+            current = entities.get(entity_id)
             if current is None or current[0] != type_name:
                 raise DanglingReferenceError(
                     f"seq {seq}: {kind} event for {type_name} {entity_id}, "
                     "which does not exist at that point"
                 )
-            if schema_version > self._version:
-                self.history.upcast(seq, type_name, schema_version, {}, False)  # refuses
+            if event[5] > self._version:
+                self.history.upcast(seq, type_name, event[5], {}, False)  # refuses
             expected = current[1] + 1
             if kind == DELETED:
-                del self.entities[entity_id]
+                del entities[entity_id]
                 self._deleted.add(entity_id)
                 if self._changed is not None:
                     self._changed.add(entity_id)
@@ -204,9 +205,9 @@ class StateFold:
             else:
                 record = list(current)
                 if kind != ACCESS_DENIED:
-                    changes = unpack_payload(payload)
-                    if schema_version != self._version:
-                        changes = self.history.upcast(seq, type_name, schema_version, changes,
+                    changes = unpack_payload(event[9])
+                    if event[5] != self._version:
+                        changes = self.history.upcast(seq, type_name, event[5], changes,
                                                       False)
                     self._set(seq, type_name, entity_id, specs, record, changes)
         else:
@@ -217,10 +218,17 @@ class StateFold:
             )
         if record is not None:
             record[1] = expected
-            self.entities[entity_id] = tuple(record)
+            entities[entity_id] = tuple(record)
             if self._changed is not None:
                 self._changed.add(entity_id)
         self.last_seq = seq
+
+    def _refuse_missing(self, seq: int, type_name: str, entity_id: str,
+                        record: list[Any]) -> None:
+        missing = [self.catalog.names[type_name][i]
+                   for i in self._required[type_name] if record[i + VALUES] is None]
+        raise IntegrityError(
+            f"seq {seq}: {type_name} {entity_id} is created without {', '.join(missing)}")
 
     def _declare(self, seq: int, kind: str, entity_id: str, payload: bytes) -> None:
         """A schema event: the log moves to the schema it declares; live entities of a type
@@ -248,17 +256,18 @@ class StateFold:
         specs: dict[str, tuple[int, type | None, str | None, bool]],
         record: list[Any], changes: dict[str, FieldValue],
     ) -> None:
+        entities = self.entities
         for name, value in changes.items():
-            spec = specs.get(name)
-            if spec is None:
-                raise IntegrityError(f"seq {seq}: {type_name} has no field {name!r}")
-            position, kind, target_type, nullable = spec
+            try:
+                position, kind, target_type, nullable = specs[name]
+            except KeyError:
+                raise IntegrityError(f"seq {seq}: {type_name} has no field {name!r}") from None
             if value is None:
                 if not nullable:
                     raise IntegrityError(
                         f"seq {seq}: {type_name} field {name!r} cannot be empty")
             elif target_type is not None:
-                target = self.entities.get(value) if type(value) is str else None
+                target = entities.get(value) if type(value) is str else None
                 if target is None or target[0] != target_type:
                     raise DanglingReferenceError(
                         f"seq {seq}: {type_name} {entity_id} field {name!r} refers to "
@@ -266,7 +275,7 @@ class StateFold:
                     )
                 # Thousands of documents name the same few users: one string object for
                 # each referenced UUID, not one per reference (measured: ~50 MB at 1M events).
-                value = sys.intern(value)  # type: ignore[arg-type]
+                value = _intern(value)  # type: ignore[arg-type]
             elif type(value) is not kind:  # `is`: True must not pass as an int
                 raise IntegrityError(
                     f"seq {seq}: {type_name} field {name!r} has a value of the wrong "
@@ -274,7 +283,7 @@ class StateFold:
                 )
             elif kind is str and len(value) <= SHARED_UP_TO:  # type: ignore[arg-type]
                 # Short values repeat (statuses, roles): one object each, not one per entity.
-                value = sys.intern(value)  # type: ignore[arg-type]
+                value = _intern(value)  # type: ignore[arg-type]
             record[position + VALUES] = value
 
     def live(self) -> Iterator[tuple[str, str, list[FieldValue]]]:

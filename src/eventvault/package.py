@@ -24,14 +24,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import astuple, replace
 from itertools import pairwise
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgpack
 import zstandard
 
 from eventvault import new_files
 from eventvault.errors import PackageError, UsageError
-from eventvault.events import Event, event_from_record, iter_records
+from eventvault.events import RECORD_TYPES, Event, is_principal
 from eventvault.package_format import (
     BASE_VERSION,
     ELEVEN_ELEMENTS,
@@ -61,6 +61,9 @@ from eventvault.package_format import (
     open_section,
     section,
 )
+
+# A verified frame: each record's decoded fields, its canonical bytes, its chain hash.
+FrameRecords = tuple[list[list[Any]], list[bytes], list[bytes]]
 
 MAX_FRAME_BYTES = 256 << 20  # a reader refuses a frame declaring more (the writer cuts at 64)
 FRAME_BYTES = 64 << 20  # the writer closes a frame at this many bytes of records, if not before
@@ -419,52 +422,83 @@ class PackageReader:
             yield from batch
 
     def frame_entries(self, stop_seq: int | None = None) -> Iterator[list[tuple[Event, bytes]]]:
-        """Like `entries`, a verified frame's entries at a time (a replay's loop, without a
-        generator step per event)."""
+        """Like `entries`, a verified frame's entries at a time."""
+        for fields, records, hashes in self.frame_records(stop_seq):
+            yield [(Event(*item, event_hash) if len(item) == 10
+                    else Event(*item[:10], event_hash, item[10]), record)
+                   for item, record, event_hash in zip(fields, records, hashes, strict=True)]
+
+    def frame_records(self, stop_seq: int | None = None) -> Iterator[FrameRecords]:
+        """A verified frame at a time as three lists: each record's decoded fields (the
+        canonical array, in `Event`'s field order, principal last where there is one), its
+        bytes, and its chain hash. A replay's loop: no `Event` and no tuple built per record."""
         if stop_seq is not None and stop_seq <= self.header.base_seq:
             return
         previous = self.header.base_hash
         for number, (info, data) in enumerate(self.frames(), 1):
-            batch = self._verify_frame(number, info, data, previous)
+            fields, records, hashes = self._verify_frame(number, info, data, previous)
             previous = info.end_hash
             if stop_seq is not None and stop_seq <= info.last_seq:
-                yield batch[: stop_seq - info.first_seq + 1]
+                end = stop_seq - info.first_seq + 1
+                yield fields[:end], records[:end], hashes[:end]
                 return
-            yield batch
+            yield fields, records, hashes
         if previous != self.footer.head_hash:  # also checked at open; kept as the last word
             raise PackageError(f"{self.path}: head hash mismatch")
 
     def _verify_frame(self, number: int, info: FrameInfo, data: bytes,
-                      previous: bytes) -> list[tuple[Event, bytes]]:
+                      previous: bytes) -> FrameRecords:
         where = f"{self.path}: frame {number} (seq {info.first_seq}-{info.last_seq})"
-        batch: list[tuple[Event, bytes]] = []
-        seq, time, consumed = info.first_seq - 1, info.first_time, 0
-        sha256, from_record, append = hashlib.sha256, event_from_record, batch.append
+        fields: list[list[Any]] = []
+        records: list[bytes] = []
+        hashes: list[bytes] = []
+        seq, time, start = info.first_seq - 1, info.first_time, 0
+        sha256, add_fields, add_record, add_hash = (
+            hashlib.sha256, fields.append, records.append, hashes.append)
+        # events.iter_records and event_from_record, inlined: this loop runs once per event
+        # of a replay, and a generator step, a call and an Event each cost more than a check.
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1024))
+        unpacker.feed(data)
         try:
-            for item, record in iter_records(data):
+            for item in unpacker:
+                end = unpacker.tell()
+                record = data[start:end]
+                start = end
                 previous = sha256(previous + record).digest()  # events.chain_hash, inlined
-                event = from_record(item, previous)
+                if type(item) is not list:
+                    raise ValueError("record is not a 10- or 11-element array of the right "
+                                     "types")
+                if len(item) == 11:
+                    if tuple(map(type, item[:10])) not in RECORD_TYPES or not is_principal(
+                            item[10]):
+                        raise ValueError("record is not a 10- or 11-element array of the "
+                                         "right types")
+                elif tuple(map(type, item)) not in RECORD_TYPES:
+                    raise ValueError("record is not a 10- or 11-element array of the right "
+                                     "types")
                 seq += 1
-                if event.seq != seq:
-                    raise Corrupt(f"seq {event.seq} found where seq {seq} is due")
-                if event.recorded_at < time:
+                if item[0] != seq:
+                    raise Corrupt(f"seq {item[0]} found where seq {seq} is due")
+                if item[8] < time:
                     raise Corrupt(f"recorded_at goes back in time at seq {seq}")
-                time = event.recorded_at
-                consumed += len(record)
-                append((event, record))
+                time = item[8]
+                add_fields(item)
+                add_record(record)
+                add_hash(previous)
         except Corrupt as exc:
             raise PackageError(f"{where}: {exc}") from None
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise PackageError(f"{where}: malformed record after seq {seq} ({exc})") from None
-        if consumed != len(data):  # Unpacker stops silently before an incomplete record
+        if start != len(data):  # Unpacker stops silently before an incomplete record
             raise PackageError(f"{where}: incomplete record after seq {seq}")
-        if len(batch) != info.count:
-            raise PackageError(f"{where}: holds {len(batch)} records, the index says {info.count}")
-        if batch[0][0].recorded_at != info.first_time or time != info.last_time:
+        if len(fields) != info.count:
+            raise PackageError(f"{where}: holds {len(fields)} records, the index says "
+                               f"{info.count}")
+        if fields[0][8] != info.first_time or time != info.last_time:
             raise PackageError(f"{where}: event times do not match the frame index")
         if previous != info.end_hash:
             raise PackageError(f"{where}: chain hash mismatch at seq {seq}")
-        return batch
+        return fields, records, hashes
 
 
 def open_chain(paths: Sequence[str | os.PathLike[str]]) -> list[PackageReader]:
