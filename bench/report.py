@@ -151,6 +151,24 @@ def figures(raw: Raw) -> list[Figure]:
                    figures_of["connection_ms"]["median"], "ms",
                    figures_of["connection_ms"]["median"] / figures_of["raw_ms"]["median"]),
         ]
+    return found + _command_line(raw.get("commands"))
+
+
+def _command_line(measured: Raw | None) -> list[Figure]:
+    """Issue 14 target 5 and 3: start-up and the answers an operator waits for, each a
+    process; `x floor` is against `import click` for --version, against --version otherwise."""
+    if not measured:
+        return []
+    version = measured["version"]["wall"]
+    found = [Figure("import_click", "python -c 'import click': median wall",
+                    measured["import_click"]["wall"] * 1000, "ms")]
+    for key, label, against, bound in (
+            ("version", "eventvault --version", measured["import_click"]["wall"], 2),
+            ("status_json", "eventvault status --json", version, 2),
+            ("audit_history", "eventvault audit history (busiest document)", version, 3)):
+        wall, cpu = measured[key]["wall"], measured[key]["cpu"]
+        found.append(Figure(f"cli_{key}", f"{label}: median wall (CPU {cpu * 1000:.0f} ms)",
+                            wall * 1000, "ms", wall / against, Target("<=", bound, "ratio")))
     return found
 
 

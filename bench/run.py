@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import child
+import commands
 import machine
 import postgres
 import report
@@ -135,6 +136,8 @@ def _measure(options: argparse.Namespace, work: Path) -> dict[str, Any]:
             _say(f"PostgreSQL at {postgres.SERVER} is not available: no replay into it")
     raw["audit"] = _phase("audit", {"url": url, "path": str(source), "picks": options.picks,
                                     "seed": options.seed})
+    _say("command line ...")
+    raw["commands"] = commands.measure(source)
     for key in ("replay_sqlite", "replay_postgresql"):
         if key in raw and raw[key]["state_digest"] != raw["snapshot"]["state_digest"]:
             raise RuntimeError(f"{key}: the replayed state digest differs from the package's")
