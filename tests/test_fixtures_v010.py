@@ -10,47 +10,26 @@ code from reading what 0.1.0 wrote.
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Result
+from old_fixtures import Cli, OldFixtures, assert_init_upgrades, assert_replays_to
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v0.1.0"
-HEADS = json.loads((FIXTURES / "heads.json").read_text())
+OLD = OldFixtures(Path(__file__).parent / "fixtures" / "v0.1.0")
+HEADS = OLD.heads
 HEAD_SEQ: int = HEADS["vault"]["head_seq"]
 HEAD_HASH: str = HEADS["vault"]["head_hash"]
 BASE_HEAD: str = HEADS["base.evpkg"]["head_hash"]
 MID_SEQ: int = HEADS["mid_seq"]
 BASE_SEQ = 90  # base.evpkg holds seq 1-90, incremental.evpkg 91-99 (make.sh's output)
-
-Cli = Callable[..., Result]
-
-
-def fixture(name: str) -> str:
-    return str(FIXTURES / name)
-
-
-def stored_export(name: str) -> list[str]:
-    return (FIXTURES / name).read_text().splitlines()
-
-
-def entity_types(lines: list[str]) -> set[str]:
-    return {json.loads(line)["type"] for line in lines}
+fixture = OLD.path
+stored_export = OLD.export
 
 
 def test_the_fixtures_hold_every_event_type(tmp_path: Path) -> None:
     # The fixtures are only worth something if they exercise every kind of record 0.1.0 wrote.
-    # A copy: even a read-only open of a WAL-mode file leaves -shm/-wal files beside it.
-    copy = tmp_path / "vault.db"
-    shutil.copyfile(FIXTURES / "vault.db", copy)
-    db = sqlite3.connect(copy)
-    try:
-        kinds = {row[0] for row in db.execute("SELECT DISTINCT event_type FROM events")}
-    finally:
-        db.close()
+    kinds = {row[0] for row in OLD.query("vault.db", tmp_path,
+                                         "SELECT DISTINCT event_type FROM events")}
     assert kinds == {"created", "updated", "deleted", "transitioned", "access_denied"}
 
 
@@ -80,23 +59,7 @@ def test_the_0_1_0_packages_verify(cli: Cli, packages: list[str], head: str) -> 
 def test_the_0_1_0_packages_replay_to_the_same_export(
     cli: Cli, db_url: str, packages: list[str], seq: int, export: str
 ) -> None:
-    result = cli("replay", *map(fixture, packages), db=db_url)
-    assert result.code == 0, result.err
-    expected = stored_export(export)
-    # The replay appends exactly one event of its own after the package head: the restore_job
-    # that records the restore. So the state at the package head (`export --seq HEAD`) must be
-    # the stored export line for line, and the current state must be that plus one new
-    # restore_job entity and nothing else.
-    at_head = cli("export", "--seq", str(seq), db=db_url)
-    assert at_head.code == 0, at_head.err
-    assert at_head.lines == expected
-    now = cli("export", db=db_url).lines
-    added = sorted(set(now) - set(expected))
-    assert set(expected) <= set(now)
-    assert len(added) == 1 and json.loads(added[0])["type"] == "restore_job"
-    assert len(now) == len(expected) + 1
-    verified = cli("verify", db=db_url)
-    assert verified.code == 0, verified.err
+    assert_replays_to(cli, db_url, list(map(fixture, packages)), seq, stored_export(export))
 
 
 @pytest.mark.parametrize("packages", [["full.evpkg"], ["base.evpkg", "incremental.evpkg"]])
@@ -107,8 +70,8 @@ def test_the_0_1_0_packages_replay_to_a_seq_in_the_middle(
     assert BASE_SEQ < MID_SEQ < HEAD_SEQ
     result = cli("replay", *map(fixture, packages), "--seq", str(MID_SEQ), db=db_url)
     assert result.code == 0, result.err
-    # As above: the state at MID_SEQ is the one 0.1.0 exported there; the replay's own
-    # restore_job comes after it.
+    # As in assert_replays_to: the state at MID_SEQ is the one 0.1.0 exported there; the
+    # replay's own restore_job comes after it.
     at_mid = cli("export", "--seq", str(MID_SEQ), db=db_url)
     assert at_mid.lines == stored_export(f"export-seq-{MID_SEQ}.jsonl")
     status = json.loads(cli("status", "--json", db=db_url).out)
@@ -116,21 +79,5 @@ def test_the_0_1_0_packages_replay_to_a_seq_in_the_middle(
 
 
 def test_init_upgrades_a_0_1_0_vault_in_place(cli: Cli, tmp_path: Path) -> None:
-    copy = tmp_path / "vault.db"
-    shutil.copyfile(FIXTURES / "vault.db", copy)
-    url = f"sqlite:///{copy}"
-    result = cli("init", db=url)
-    assert result.code == 0, result.err
-    verified = cli("verify", db=url)
-    assert verified.code == 0, verified.err
-    assert cli("export", db=url).lines == stored_export("export-full.jsonl")
-    # The upgrade may record things of its own after the old head, but the 0.1.0 log itself is
-    # untouched: a package of it up to the old head ends on 0.1.0's head hash.
-    package = tmp_path / "upgraded.evpkg"
-    snap = cli("snapshot", "-o", str(package), "--seq", str(HEAD_SEQ), db=url)
-    assert snap.code == 0, snap.err
-    again = cli("verify", str(package), "--expect-head", HEAD_HASH)
-    assert again.code == 0, again.err
-    # And a second init is a no-op on the data.
-    assert cli("init", db=url).code == 0
-    assert cli("export", db=url).lines == stored_export("export-full.jsonl")
+    assert_init_upgrades(cli, OLD.copy("vault.db", tmp_path), tmp_path, HEAD_SEQ, HEAD_HASH,
+                         stored_export("export-full.jsonl"))
