@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sqlite3
@@ -9,17 +10,8 @@ import sys
 
 import click
 
-from eventvault import output
-from eventvault.cli.app import app_group
-from eventvault.cli.audit import audit
-from eventvault.cli.backup import replay, snapshot, verify
+from eventvault import __version__, output
 from eventvault.cli.context import Context
-from eventvault.cli.entity import entity_group
-from eventvault.cli.lifecycle import demo, init, rebuild, reinit, status
-from eventvault.cli.repo import repo
-from eventvault.cli.schema import schema_group
-from eventvault.cli.state import export, list_command
-from eventvault.cli.story import document, user, workflow
 from eventvault.errors import EventVaultError, UsageError
 from eventvault.render import for_terminal
 from eventvault.values import storable_error
@@ -29,11 +21,41 @@ reference, conflict, permission, verification); 2 a usage error (bad option, val
 reference); 130 interrupted. Every error is one line on stderr; with --json also
 {"error": ..., "exit_code": n} on stdout."""
 
+# Each command's module, imported only when that command runs (or `--help` lists them all):
+# `eventvault --version` and a single command load no other group's imports.
+COMMANDS = {
+    "init": "lifecycle:init", "reinit": "lifecycle:reinit", "demo": "lifecycle:demo",
+    "status": "lifecycle:status", "rebuild": "lifecycle:rebuild",
+    "export": "state:export", "list": "state:list_command",
+    "user": "story:user", "document": "story:document", "workflow": "story:workflow",
+    "snapshot": "backup:snapshot", "replay": "backup:replay", "verify": "backup:verify",
+    "audit": "audit:audit", "repo": "repo:repo", "schema": "schema:schema_group",
+    "entity": "entity:entity_group", "app": "app:app_group",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported by name on first use (click's documented pattern
+    for lazily loaded subcommands)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module_name, attribute = where.split(":")
+        module = importlib.import_module(f"eventvault.cli.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES)
 @click.option("--db", metavar="URL", envvar="EVENTVAULT_DB",
               help="Vault database URL [env EVENTVAULT_DB; default sqlite:///eventvault.db].")
-@click.version_option(package_name="eventvault")
+@click.version_option(__version__, prog_name="eventvault")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """EventVault: an event-sourced, audit-preserving backup store.
@@ -45,13 +67,6 @@ def cli(ctx: click.Context, db: str | None) -> None:
         ctx.obj = Context()
     ctx.obj.db = db
     ctx.call_on_close(lambda: ctx.obj._vault.close() if ctx.obj._vault else None)
-
-
-# The order `eventvault --help` lists them in is click's (by name), not this one.
-for command in (init, reinit, demo, status, export, list_command, user, document, workflow,
-                snapshot, replay, verify, rebuild, audit, repo, schema_group, entity_group,
-                app_group):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
