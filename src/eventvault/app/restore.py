@@ -23,12 +23,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import JSON
 
-from eventvault.app.capture import app_tables, read_state
+from eventvault.app.capture import app_tables, read_rows, read_state
 from eventvault.app.columns import AS_STORED, expected_in, to_column
 from eventvault.app.connect import writing
 from eventvault.app.identity import IdentityMap
 from eventvault.app.mapping import AppMapping, AppReference, AppTable
-from eventvault.app.state import State, counts, digest, first_difference
+from eventvault.app.state import State, field_names, first_difference, rows_digest, rows_of
 from eventvault.errors import IntegrityError, ValidationError
 
 _SHOWN = 5  # extra rows named in a refusal
@@ -348,43 +348,38 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
 def _verify(connection: Connection, mapping: AppMapping, state: State,
             tables: dict[str, Table], report: RestoreReport, extras: dict[str, list[str]]
             ) -> None:
-    """Read the target back and compare it with the state: counts, then the digest."""
-    after, _ = read_state(connection, mapping, report.identity.copy(), tables)
-    expected: State = {}
+    """Read the target back and compare it with the state: counts, then every row's values
+    (fields and references, not the key field: keys differ by design) as tuples, compared
+    in C; only when they differ are the rows built as dicts, to name the first difference."""
+    found, _ = read_rows(connection, mapping, report.identity.copy(), tables)
+    expected = rows_of(state, mapping)
     for spec in mapping.tables:
-        wanted = state.get(spec.type, {})
-        # Only decimals may come back otherwise (columns.expected_in); the digest covers
-        # fields and references, not the key field (the keys differ by design).
-        decimals = [(f.name, tables[spec.type].c[f.column], f.scale)
-                    for f in spec.fields if f.kind == "decimal"]
-        expected[spec.type] = wanted if not decimals else {
-            entity: {**values, **{name: expected_in("decimal", values.get(name), column, scale)
-                                  for name, column, scale in decimals}}
-            for entity, values in wanted.items()}
         for entity in extras[spec.type]:
-            after[spec.type].pop(entity, None)
-    report.counts = counts(after)
+            found[spec.type].pop(entity, None)
+        # Only decimals may come back otherwise (columns.expected_in)
+        names = field_names(spec)
+        decimals = [(names.index(f.name), tables[spec.type].c[f.column], f.scale)
+                    for f in spec.fields if f.kind == "decimal"]
+        if decimals:
+            rows = expected[spec.type]
+            for entity, values in rows.items():
+                patched = list(values)
+                for i, column, scale in decimals:
+                    patched[i] = expected_in("decimal", values[i], column, scale)
+                rows[entity] = tuple(patched)
+    report.counts = {spec.type: len(found[spec.type]) for spec in mapping.tables}
     for spec in mapping.tables:
         if report.counts[spec.type] != len(expected[spec.type]):
             raise IntegrityError(f"table {spec.table}: {report.counts[spec.type]} rows after the "
                                  f"restore, the backup has {len(expected[spec.type])}; "
                                  "nothing was restored")
-    # Equal content, compared as dicts (in C); a type whose rows got new keys differs in its
-    # key field only, which the comparison of fields and references then ignores.
-    fields = {t.type: [f.name for f in t.fields] + [r.name for r in t.references]
-              for t in mapping.tables}
-
-    def content(side: State, type_name: str) -> dict[str, list[Any]]:
-        return {e: [v.get(n) for n in fields[type_name]] for e, v in side[type_name].items()}
-
-    differing = [t.type for t in mapping.tables if after[t.type] != expected[t.type] and (
-        t.key_field is None or content(after, t.type) != content(expected, t.type))]
-    report.digest = digest(after, mapping)
+    differing = [t for t in mapping.tables if found[t.type] != expected[t.type]]
+    report.digest = rows_digest(found, mapping)
     if differing:
         difference = first_difference(*(
-            {t: {e: dict(zip(fields[t], values, strict=True))
-                 for e, values in content(side, t).items()} for t in differing}
-            for side in (expected, after)))
+            {t.type: {e: dict(zip(field_names(t), values, strict=True))
+                      for e, values in side[t.type].items()} for t in differing}
+            for side in (expected, found)))
         raise IntegrityError(f"table {difference}; nothing was restored" if difference else
                              "the target's digest differs from the backup's; nothing was "
                              "restored")
