@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import JSON
 
 from eventvault.app.capture import app_tables, read_rows, read_state
@@ -79,6 +78,7 @@ class _Writer:
         self.written: dict[str, set[str]] = {t.type: set() for t in mapping.tables}
         self.deferred: list[tuple[AppTable, AppReference, Any, Any, str]] = []
         self.plans: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+        self.rows = rows_of(state, mapping)  # type -> entity -> values, field_names order
 
     def allocate(self, spec: AppTable, entities: list[str], taken: set[Any]) -> None:
         """Target keys for the rows to insert. A row without a natural key keeps the key it
@@ -167,14 +167,16 @@ class _Writer:
             return
         savepoint = self.connection.begin_nested()
         try:
-            if isinstance(statement, Insert):
-                self.insert_rows(statement.table, rows)  # type: ignore[arg-type]
-            else:
-                self.connection.execute(statement, rows)
+            self.connection.execute(statement, rows)
             savepoint.commit()
             return
         except DBAPIError:
             savepoint.rollback()
+        self.name_refused(spec, statement, rows, entities)
+
+    def name_refused(self, spec: AppTable, statement: Any, rows: list[dict[str, Any]],
+                     entities: list[str]) -> None:
+        """The rows were refused together: run them one by one to name the first refused."""
         for row, entity in zip(rows, entities, strict=True):
             savepoint = self.connection.begin_nested()
             try:
@@ -187,21 +189,21 @@ class _Writer:
         raise IntegrityError(f"table {spec.table}: the rows were refused together, "
                              "though each is accepted alone")
 
-    def insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Rows (every one with the same columns) by the driver's executemany, each value
-        through its column type's bind processing as SQLAlchemy would: its per-row
-        parameter handling was a third of a 200,000-row restore."""
+    def insert_rows(self, table: Table, columns: list[str], rows: list[list[Any]]) -> None:
+        """Rows of `columns`' values by the driver's executemany, each value through its
+        column type's bind processing as SQLAlchemy would: its per-row parameter handling
+        was a third of a 200,000-row restore."""
         dialect = self.connection.dialect
         marker = _MARKERS.get(dialect.paramstyle)
         if marker is None:
-            self.connection.execute(table.insert(), rows)
+            self.connection.execute(table.insert(), [dict(zip(columns, row, strict=True))
+                                                     for row in rows])
             return
-        columns = list(rows[0])
         processors = [(i, p) for i, c in enumerate(columns)
                       if (p := table.c[c].type._cached_bind_processor(dialect)) is not None]
         values = []
         for row in rows:
-            item = [row[c] for c in columns]
+            item = list(row)
             for i, process in processors:
                 item[i] = process(item[i])
             values.append(tuple(item))
@@ -212,16 +214,52 @@ class _Writer:
             self.connection.exec_driver_sql(sql, values[start:start + 5000])
 
     def insert(self, spec: AppTable, entities: list[str]) -> None:
+        """New rows, built as lists from the state's value tuples (`rows_of`): as `row` does,
+        values converted for their column, references as the target's keys (or set later)."""
+        if not entities:
+            return
         table = self.tables[spec.type]
-        names = [f.name for f in spec.fields] + [r.name for r in spec.references]
+        plan = self.plan(spec, field_names(spec))
+        columns = [column_name for _, column_name, *_ in plan]
+        if spec.surrogate:
+            columns.append(spec.pk)
+        converted = [(i, kind, column) for i, (_, _, kind, column, reference, _) in
+                     enumerate(plan) if reference is None and kind is not None]
+        references = [(i, reference, target_keys, self.written[reference.target])
+                      for i, (_, _, _, _, reference, target_keys) in enumerate(plan)
+                      if reference is not None]
+        values_of, own, written = self.rows[spec.type], self.keys[spec.type], \
+            self.written[spec.type]
         rows = []
         for entity in entities:
-            row = self.row(spec, entity, names)
+            item = list(values_of[entity])
+            for i, kind, column in converted:
+                if item[i] is not None:
+                    item[i] = to_column(kind, item[i], column)
+            for i, reference, target_keys, done in references:
+                value = item[i]
+                if value is None:
+                    continue
+                if value not in done and reference.nullable:
+                    item[i] = None
+                    self.deferred.append((spec, reference, own[entity],
+                                          self.target_value(reference, value), entity))
+                else:
+                    item[i] = (target_keys[value] if target_keys is not None
+                               else self.target_value(reference, value))
             if spec.surrogate:
-                row[spec.pk] = self.keys[spec.type][entity]
-            rows.append(row)
-            self.written[spec.type].add(entity)
-        self.execute(spec, table.insert(), rows, entities)
+                item.append(own[entity])
+            rows.append(item)
+            written.add(entity)
+        savepoint = self.connection.begin_nested()
+        try:
+            self.insert_rows(table, columns, rows)
+            savepoint.commit()
+            return
+        except DBAPIError:
+            savepoint.rollback()
+        self.name_refused(spec, table.insert(), [dict(zip(columns, row, strict=True))
+                                                 for row in rows], entities)
 
     def update(self, spec: AppTable, changes: dict[str, list[str]]) -> None:
         """Matched rows: only the fields that differ, grouped by the set of fields."""
@@ -333,7 +371,7 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
             if not spec.natural_key:
                 for entity, key in writer.keys[spec.type].items():
                     report.identity.bind(spec.table, key, entity)
-        _verify(connection, mapping, state, tables, report, extras)
+        _verify(connection, mapping, writer.rows, tables, report, extras)
         if dry_run:
             connection.rollback()
         else:
@@ -345,14 +383,15 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
     return report
 
 
-def _verify(connection: Connection, mapping: AppMapping, state: State,
-            tables: dict[str, Table], report: RestoreReport, extras: dict[str, list[str]]
+def _verify(connection: Connection, mapping: AppMapping,
+            expected: dict[str, dict[str, tuple[Any, ...]]], tables: dict[str, Table],
+            report: RestoreReport, extras: dict[str, list[str]]
             ) -> None:
-    """Read the target back and compare it with the state: counts, then every row's values
+    """Read the target back and compare it with the state's rows (`expected`, `rows_of`;
+    their decimals are replaced by what the target gives back): counts, then every row's values
     (fields and references, not the key field: keys differ by design) as tuples, compared
     in C; only when they differ are the rows built as dicts, to name the first difference."""
     found, _ = read_rows(connection, mapping, report.identity.copy(), tables)
-    expected = rows_of(state, mapping)
     for spec in mapping.tables:
         for entity in extras[spec.type]:
             found[spec.type].pop(entity, None)
