@@ -8,7 +8,7 @@ row's UUID; then every foreign key value is replaced by the UUID of the row it p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import MetaData, Table, select
@@ -127,6 +127,8 @@ def read_rows(connection: Connection, mapping: AppMapping, identity: IdentityMap
                 elif cls is datetime and kind == "datetime":
                     values.append((value - (_EPOCH_NAIVE if value.tzinfo is None else EPOCH))
                                   // _MICROSECOND)
+                elif cls is date and kind == "date":
+                    values.append(value.isoformat())
                 else:
                     values.append(_field_value(spec, item, row, i))
             for i, lookup, reference in references:

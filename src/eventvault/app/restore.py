@@ -49,27 +49,35 @@ class RestoreReport:
     rebound: int = 0  # rows whose new key the vault recorded (vault_link.restore)
 
 
-def check_references(state: State, mapping: AppMapping) -> None:
-    """Refuse a state with a reference to an entity it does not hold, or an unknown type."""
+def check_references(state: State, mapping: AppMapping,
+                     rows: dict[str, dict[str, tuple[Any, ...]]]) -> None:
+    """Refuse a state with a reference to an entity it does not hold, or an unknown type.
+    `rows` is the state as `rows_of` gives it: each reference's targets checked as a set."""
     unknown = sorted(set(state) - {t.type for t in mapping.tables})
     if unknown:
         raise ValidationError(f"the state holds types the application has not: "
                               f"{', '.join(unknown)}")
     for spec in mapping.tables:
-        for entity, values in state.get(spec.type, {}).items():
-            for reference in spec.references:
-                target = values.get(reference.name)
-                if target is not None and target not in state.get(reference.target, {}):
-                    raise IntegrityError(
-                        f"table {spec.table} row {entity}: reference {reference.name} points at "
-                        f"{target}, which the backup does not hold ({reference.target})")
+        values_of = rows[spec.type]
+        for i, reference in enumerate(spec.references, len(spec.fields)):
+            held = state.get(reference.target, {})
+            targets = {values[i] for values in values_of.values()}
+            targets.discard(None)
+            if targets.issubset(held.keys()):
+                continue
+            entity, target = min((e, v[i]) for e, v in values_of.items()
+                                 if v[i] is not None and v[i] not in held)
+            raise IntegrityError(
+                f"table {spec.table} row {entity}: reference {reference.name} points at "
+                f"{target}, which the backup does not hold ({reference.target})")
 
 
 class _Writer:
     """One restore in progress on one connection."""
 
     def __init__(self, connection: Connection, mapping: AppMapping, state: State,
-                 tables: dict[str, Table]) -> None:
+                 tables: dict[str, Table], rows: dict[str, dict[str, tuple[Any, ...]]]
+                 ) -> None:
         self.connection = connection
         self.mapping = mapping
         self.state = state
@@ -78,7 +86,7 @@ class _Writer:
         self.written: dict[str, set[str]] = {t.type: set() for t in mapping.tables}
         self.deferred: list[tuple[AppTable, AppReference, Any, Any, str]] = []
         self.plans: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
-        self.rows = rows_of(state, mapping)  # type -> entity -> values, field_names order
+        self.rows = rows  # type -> entity -> values, field_names order (rows_of)
 
     def allocate(self, spec: AppTable, entities: list[str], taken: set[Any]) -> None:
         """Target keys for the rows to insert. A row without a natural key keeps the key it
@@ -319,7 +327,8 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
     """Restore `state` into the application database at `engine`; see the module's doc.
     Returns what was done and the new identity map: (table, target key) -> UUID for the rows
     without a natural key, so that the next capture of the target records nothing."""
-    check_references(state, mapping)
+    rows = rows_of(state, mapping)
+    check_references(state, mapping, rows)
     report = RestoreReport(dry_run=dry_run)
     with writing(engine) as connection:
         tables = app_tables(connection, mapping)
@@ -339,7 +348,7 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
                                   f"{'; '.join(refused)}; restore into a database the "
                                   "application only initialised, or pass keep_extra "
                                   "(--keep-extra) to keep them")
-        writer = _Writer(connection, mapping, state, tables)
+        writer = _Writer(connection, mapping, state, tables, rows)
         plan: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
         for spec in mapping.tables:
             wanted = state.get(spec.type, {})
