@@ -202,6 +202,28 @@ def test_a_value_the_target_cannot_hold_exactly_is_refused(make_db, story) -> No
     assert show(target_url) == untouched
 
 
+def test_a_target_that_changes_what_was_written_is_refused(make_db, story) -> None:
+    """A trigger of the target rewrites one document's title as it is inserted: the
+    read-back differs from the backup in that row only, which the refusal names."""
+    _, mapping, state = story
+    target_url = make_db("sqlite")
+    reinit(target_url)
+    untouched = show(target_url)
+    state = through_the_vault(state)
+    entity = sorted(state["dms_document"])[0]
+    title = state["dms_document"][entity]["title"]
+    target = create_engine(target_url)
+    with target.begin() as connection:
+        connection.execute(text(
+            "CREATE TRIGGER retitle AFTER INSERT ON dms_document WHEN NEW.title = :title "
+            "BEGIN UPDATE dms_document SET title = 'changed' WHERE id = NEW.id; END"
+            .replace(":title", "'" + title.replace("'", "''") + "'")))
+    with pytest.raises(IntegrityError, match=f"table dms_document {entity}: field title is "
+                                             f"'changed', the backup has '{title}'"):
+        restore(target, mapping, state)
+    assert show(target_url) == untouched
+
+
 # --- a SQLAlchemy-declared application ----------------------------------------------------
 
 MICROSECONDS = mysql.DATETIME(fsp=6)  # MariaDB's DATETIME alone drops the microseconds

@@ -8,6 +8,7 @@ row's UUID; then every foreign key value is replaced by the UUID of the row it p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import MetaData, Table, select
@@ -19,7 +20,10 @@ from eventvault.app.identity import IdentityMap, natural_uuid
 from eventvault.app.mapping import AppField, AppMapping, AppTable
 from eventvault.app.state import Change, State, diff
 from eventvault.errors import IntegrityError, ValidationError
-from eventvault.schemadoc.kinds import KindError
+from eventvault.schemadoc.kinds import EPOCH, INT_MAX, INT_MIN, KindError
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # a column without a zone holds UTC (columns.to_stored)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def app_tables(connection: Connection, mapping: AppMapping) -> dict[str, Table]:
@@ -65,24 +69,14 @@ def _field_value(spec: AppTable, item: AppField, row: Sequence[Any], index: int)
     return value
 
 
-def _row_fields(spec: AppTable, row: Sequence[Any], offset: int) -> dict[str, Any]:
-    values = {}
-    for index, item in enumerate(spec.fields, offset):
-        value = row[index]
-        # Inline for what most columns hold (a capture reads every row of the application)
-        if value is None or (item.kind == "str" and type(value) is str and "\x00" not in value):
-            values[item.name] = value
-        else:
-            values[item.name] = _field_value(spec, item, row, index)
-    if spec.key_field is not None:
-        values[spec.key_field] = row[0]
-    return values
-
-
-def read_state(connection: Connection, mapping: AppMapping, identity: IdentityMap,
-               tables: dict[str, Table] | None = None) -> tuple[State, dict[str, dict[Any, str]]]:
-    """The state of the application as `connection` sees it, and for each type its rows'
-    primary key -> UUID. `identity` gains the rows first seen and forgets the rows gone."""
+def read_rows(connection: Connection, mapping: AppMapping, identity: IdentityMap,
+              tables: dict[str, Table] | None = None
+              ) -> tuple[dict[str, dict[str, tuple[Any, ...]]], dict[str, dict[Any, str]]]:
+    """The application's rows as `connection` sees them: for each type, entity UUID -> the
+    stored values of its fields then its references (AppTable order, references as UUIDs);
+    and for each type its rows' primary key -> UUID. Tuples, not dicts: a restore's
+    verification reads every row back. `identity` gains the rows first seen and forgets the
+    rows gone."""
     tables = tables or app_tables(connection, mapping)
     targets = referenced_columns(mapping)
     # (type, column) -> column value -> UUID, for turning foreign keys into UUIDs
@@ -112,19 +106,61 @@ def read_state(connection: Connection, mapping: AppMapping, identity: IdentityMa
             index[(spec.type, column)] = {row[position]: entity
                                           for row, entity in zip(rows, entities, strict=True)}
         pending.append((spec, rows, entities))
-    state: State = {}
+    found: dict[str, dict[str, tuple[Any, ...]]] = {}
     for spec, rows, entities in pending:
         plain = len(spec.fields) + 1
-        found: dict[str, dict[str, Any]] = {}
+        fields = [(i, item.kind, item) for i, item in enumerate(spec.fields, 1)]
+        references = [(i, index[(r.target, r.target_column)], r)
+                      for i, r in enumerate(spec.references, plain)]
+        values_of: dict[str, tuple[Any, ...]] = {}
         for row, entity in zip(rows, entities, strict=True):
-            values = _row_fields(spec, row, 1)
-            for offset, reference in enumerate(spec.references, plain):
-                values[reference.name] = _reference(spec, row, offset, reference, index)
-            if entity in found:
+            values = []
+            for i, kind, item in fields:
+                value = row[i]
+                cls = type(value)
+                # Inline for what most columns hold (a capture reads every row of the
+                # application, a restore reads them back); to_stored gives the same.
+                if value is None or (cls is str and kind == "str" and "\x00" not in value) or (
+                        cls is int and kind == "int" and INT_MIN <= value <= INT_MAX) or (
+                        cls is bool and kind == "bool"):
+                    values.append(value)
+                elif cls is datetime and kind == "datetime":
+                    values.append((value - (_EPOCH_NAIVE if value.tzinfo is None else EPOCH))
+                                  // _MICROSECOND)
+                elif cls is date and kind == "date":
+                    values.append(value.isoformat())
+                else:
+                    values.append(_field_value(spec, item, row, i))
+            for i, lookup, reference in references:
+                value = row[i]
+                if value is None:
+                    values.append(None)
+                else:
+                    target = lookup.get(value)
+                    values.append(target if target is not None else
+                                  _reference(spec, row, i, reference, index))
+            if entity in values_of:
                 raise IntegrityError(f"table {spec.table}: rows {row[0]!r} and another share "
                                      f"natural key entity {entity}")
-            found[entity] = values
-        state[spec.type] = found
+            values_of[entity] = tuple(values)
+        found[spec.type] = values_of
+    return found, keys
+
+
+def read_state(connection: Connection, mapping: AppMapping, identity: IdentityMap,
+               tables: dict[str, Table] | None = None) -> tuple[State, dict[str, dict[Any, str]]]:
+    """The state of the application as `connection` sees it (`read_rows` as field dicts, the
+    key field included), and for each type its rows' primary key -> UUID."""
+    found, keys = read_rows(connection, mapping, identity, tables)
+    state: State = {}
+    for spec in mapping.tables:
+        names = [f.name for f in spec.fields] + [r.name for r in spec.references]
+        entities = {e: dict(zip(names, values, strict=True))
+                    for e, values in found[spec.type].items()}
+        if spec.key_field is not None:
+            for key, entity in keys[spec.type].items():
+                entities[entity][spec.key_field] = key
+        state[spec.type] = entities
     return state, keys
 
 

@@ -60,6 +60,9 @@ def writing(engine: Engine) -> Iterator[Connection]:
             # Foreign keys checked (SQLite's default is not to), at commit: rows are written
             # before the rows on a cycle point at them.
             connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+            # This connection's page cache (2 MiB by default) at 64 MiB, as a replay's: a
+            # restore grows every table's indexes at once, and they no longer fit in 2 MiB.
+            connection.exec_driver_sql("PRAGMA cache_size = -65536")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
         try:

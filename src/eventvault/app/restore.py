@@ -20,15 +20,14 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import JSON
 
-from eventvault.app.capture import app_tables, read_state
+from eventvault.app.capture import app_tables, read_rows, read_state
 from eventvault.app.columns import AS_STORED, expected_in, to_column
 from eventvault.app.connect import writing
 from eventvault.app.identity import IdentityMap
 from eventvault.app.mapping import AppMapping, AppReference, AppTable
-from eventvault.app.state import State, counts, digest, first_difference
+from eventvault.app.state import State, field_names, first_difference, rows_digest, rows_of
 from eventvault.errors import IntegrityError, ValidationError
 
 _SHOWN = 5  # extra rows named in a refusal
@@ -50,27 +49,35 @@ class RestoreReport:
     rebound: int = 0  # rows whose new key the vault recorded (vault_link.restore)
 
 
-def check_references(state: State, mapping: AppMapping) -> None:
-    """Refuse a state with a reference to an entity it does not hold, or an unknown type."""
+def check_references(state: State, mapping: AppMapping,
+                     rows: dict[str, dict[str, tuple[Any, ...]]]) -> None:
+    """Refuse a state with a reference to an entity it does not hold, or an unknown type.
+    `rows` is the state as `rows_of` gives it: each reference's targets checked as a set."""
     unknown = sorted(set(state) - {t.type for t in mapping.tables})
     if unknown:
         raise ValidationError(f"the state holds types the application has not: "
                               f"{', '.join(unknown)}")
     for spec in mapping.tables:
-        for entity, values in state.get(spec.type, {}).items():
-            for reference in spec.references:
-                target = values.get(reference.name)
-                if target is not None and target not in state.get(reference.target, {}):
-                    raise IntegrityError(
-                        f"table {spec.table} row {entity}: reference {reference.name} points at "
-                        f"{target}, which the backup does not hold ({reference.target})")
+        values_of = rows[spec.type]
+        for i, reference in enumerate(spec.references, len(spec.fields)):
+            held = state.get(reference.target, {})
+            targets = {values[i] for values in values_of.values()}
+            targets.discard(None)
+            if targets.issubset(held.keys()):
+                continue
+            entity, target = min((e, v[i]) for e, v in values_of.items()
+                                 if v[i] is not None and v[i] not in held)
+            raise IntegrityError(
+                f"table {spec.table} row {entity}: reference {reference.name} points at "
+                f"{target}, which the backup does not hold ({reference.target})")
 
 
 class _Writer:
     """One restore in progress on one connection."""
 
     def __init__(self, connection: Connection, mapping: AppMapping, state: State,
-                 tables: dict[str, Table]) -> None:
+                 tables: dict[str, Table], rows: dict[str, dict[str, tuple[Any, ...]]]
+                 ) -> None:
         self.connection = connection
         self.mapping = mapping
         self.state = state
@@ -79,6 +86,7 @@ class _Writer:
         self.written: dict[str, set[str]] = {t.type: set() for t in mapping.tables}
         self.deferred: list[tuple[AppTable, AppReference, Any, Any, str]] = []
         self.plans: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+        self.rows = rows  # type -> entity -> values, field_names order (rows_of)
 
     def allocate(self, spec: AppTable, entities: list[str], taken: set[Any]) -> None:
         """Target keys for the rows to insert. A row without a natural key keeps the key it
@@ -167,14 +175,16 @@ class _Writer:
             return
         savepoint = self.connection.begin_nested()
         try:
-            if isinstance(statement, Insert):
-                self.insert_rows(statement.table, rows)  # type: ignore[arg-type]
-            else:
-                self.connection.execute(statement, rows)
+            self.connection.execute(statement, rows)
             savepoint.commit()
             return
         except DBAPIError:
             savepoint.rollback()
+        self.name_refused(spec, statement, rows, entities)
+
+    def name_refused(self, spec: AppTable, statement: Any, rows: list[dict[str, Any]],
+                     entities: list[str]) -> None:
+        """The rows were refused together: run them one by one to name the first refused."""
         for row, entity in zip(rows, entities, strict=True):
             savepoint = self.connection.begin_nested()
             try:
@@ -187,21 +197,21 @@ class _Writer:
         raise IntegrityError(f"table {spec.table}: the rows were refused together, "
                              "though each is accepted alone")
 
-    def insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Rows (every one with the same columns) by the driver's executemany, each value
-        through its column type's bind processing as SQLAlchemy would: its per-row
-        parameter handling was a third of a 200,000-row restore."""
+    def insert_rows(self, table: Table, columns: list[str], rows: list[list[Any]]) -> None:
+        """Rows of `columns`' values by the driver's executemany, each value through its
+        column type's bind processing as SQLAlchemy would: its per-row parameter handling
+        was a third of a 200,000-row restore."""
         dialect = self.connection.dialect
         marker = _MARKERS.get(dialect.paramstyle)
         if marker is None:
-            self.connection.execute(table.insert(), rows)
+            self.connection.execute(table.insert(), [dict(zip(columns, row, strict=True))
+                                                     for row in rows])
             return
-        columns = list(rows[0])
         processors = [(i, p) for i, c in enumerate(columns)
                       if (p := table.c[c].type._cached_bind_processor(dialect)) is not None]
         values = []
         for row in rows:
-            item = [row[c] for c in columns]
+            item = list(row)
             for i, process in processors:
                 item[i] = process(item[i])
             values.append(tuple(item))
@@ -212,16 +222,52 @@ class _Writer:
             self.connection.exec_driver_sql(sql, values[start:start + 5000])
 
     def insert(self, spec: AppTable, entities: list[str]) -> None:
+        """New rows, built as lists from the state's value tuples (`rows_of`): as `row` does,
+        values converted for their column, references as the target's keys (or set later)."""
+        if not entities:
+            return
         table = self.tables[spec.type]
-        names = [f.name for f in spec.fields] + [r.name for r in spec.references]
+        plan = self.plan(spec, field_names(spec))
+        columns = [column_name for _, column_name, *_ in plan]
+        if spec.surrogate:
+            columns.append(spec.pk)
+        converted = [(i, kind, column) for i, (_, _, kind, column, reference, _) in
+                     enumerate(plan) if reference is None and kind is not None]
+        references = [(i, reference, target_keys, self.written[reference.target])
+                      for i, (_, _, _, _, reference, target_keys) in enumerate(plan)
+                      if reference is not None]
+        values_of, own, written = self.rows[spec.type], self.keys[spec.type], \
+            self.written[spec.type]
         rows = []
         for entity in entities:
-            row = self.row(spec, entity, names)
+            item = list(values_of[entity])
+            for i, kind, column in converted:
+                if item[i] is not None:
+                    item[i] = to_column(kind, item[i], column)
+            for i, reference, target_keys, done in references:
+                value = item[i]
+                if value is None:
+                    continue
+                if value not in done and reference.nullable:
+                    item[i] = None
+                    self.deferred.append((spec, reference, own[entity],
+                                          self.target_value(reference, value), entity))
+                else:
+                    item[i] = (target_keys[value] if target_keys is not None
+                               else self.target_value(reference, value))
             if spec.surrogate:
-                row[spec.pk] = self.keys[spec.type][entity]
-            rows.append(row)
-            self.written[spec.type].add(entity)
-        self.execute(spec, table.insert(), rows, entities)
+                item.append(own[entity])
+            rows.append(item)
+            written.add(entity)
+        savepoint = self.connection.begin_nested()
+        try:
+            self.insert_rows(table, columns, rows)
+            savepoint.commit()
+            return
+        except DBAPIError:
+            savepoint.rollback()
+        self.name_refused(spec, table.insert(), [dict(zip(columns, row, strict=True))
+                                                 for row in rows], entities)
 
     def update(self, spec: AppTable, changes: dict[str, list[str]]) -> None:
         """Matched rows: only the fields that differ, grouped by the set of fields."""
@@ -281,7 +327,8 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
     """Restore `state` into the application database at `engine`; see the module's doc.
     Returns what was done and the new identity map: (table, target key) -> UUID for the rows
     without a natural key, so that the next capture of the target records nothing."""
-    check_references(state, mapping)
+    rows = rows_of(state, mapping)
+    check_references(state, mapping, rows)
     report = RestoreReport(dry_run=dry_run)
     with writing(engine) as connection:
         tables = app_tables(connection, mapping)
@@ -301,7 +348,7 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
                                   f"{'; '.join(refused)}; restore into a database the "
                                   "application only initialised, or pass keep_extra "
                                   "(--keep-extra) to keep them")
-        writer = _Writer(connection, mapping, state, tables)
+        writer = _Writer(connection, mapping, state, tables, rows)
         plan: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
         for spec in mapping.tables:
             wanted = state.get(spec.type, {})
@@ -333,7 +380,7 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
             if not spec.natural_key:
                 for entity, key in writer.keys[spec.type].items():
                     report.identity.bind(spec.table, key, entity)
-        _verify(connection, mapping, state, tables, report, extras)
+        _verify(connection, mapping, writer.rows, tables, report, extras)
         if dry_run:
             connection.rollback()
         else:
@@ -345,46 +392,42 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
     return report
 
 
-def _verify(connection: Connection, mapping: AppMapping, state: State,
-            tables: dict[str, Table], report: RestoreReport, extras: dict[str, list[str]]
+def _verify(connection: Connection, mapping: AppMapping,
+            expected: dict[str, dict[str, tuple[Any, ...]]], tables: dict[str, Table],
+            report: RestoreReport, extras: dict[str, list[str]]
             ) -> None:
-    """Read the target back and compare it with the state: counts, then the digest."""
-    after, _ = read_state(connection, mapping, report.identity.copy(), tables)
-    expected: State = {}
+    """Read the target back and compare it with the state's rows (`expected`, `rows_of`;
+    their decimals are replaced by what the target gives back): counts, then every row's values
+    (fields and references, not the key field: keys differ by design) as tuples, compared
+    in C; only when they differ are the rows built as dicts, to name the first difference."""
+    found, _ = read_rows(connection, mapping, report.identity.copy(), tables)
     for spec in mapping.tables:
-        wanted = state.get(spec.type, {})
-        # Only decimals may come back otherwise (columns.expected_in); the digest covers
-        # fields and references, not the key field (the keys differ by design).
-        decimals = [(f.name, tables[spec.type].c[f.column], f.scale)
-                    for f in spec.fields if f.kind == "decimal"]
-        expected[spec.type] = wanted if not decimals else {
-            entity: {**values, **{name: expected_in("decimal", values.get(name), column, scale)
-                                  for name, column, scale in decimals}}
-            for entity, values in wanted.items()}
         for entity in extras[spec.type]:
-            after[spec.type].pop(entity, None)
-    report.counts = counts(after)
+            found[spec.type].pop(entity, None)
+        # Only decimals may come back otherwise (columns.expected_in)
+        names = field_names(spec)
+        decimals = [(names.index(f.name), tables[spec.type].c[f.column], f.scale)
+                    for f in spec.fields if f.kind == "decimal"]
+        if decimals:
+            rows = expected[spec.type]
+            for entity, values in rows.items():
+                patched = list(values)
+                for i, column, scale in decimals:
+                    patched[i] = expected_in("decimal", values[i], column, scale)
+                rows[entity] = tuple(patched)
+    report.counts = {spec.type: len(found[spec.type]) for spec in mapping.tables}
     for spec in mapping.tables:
         if report.counts[spec.type] != len(expected[spec.type]):
             raise IntegrityError(f"table {spec.table}: {report.counts[spec.type]} rows after the "
                                  f"restore, the backup has {len(expected[spec.type])}; "
                                  "nothing was restored")
-    # Equal content, compared as dicts (in C); a type whose rows got new keys differs in its
-    # key field only, which the comparison of fields and references then ignores.
-    fields = {t.type: [f.name for f in t.fields] + [r.name for r in t.references]
-              for t in mapping.tables}
-
-    def content(side: State, type_name: str) -> dict[str, list[Any]]:
-        return {e: [v.get(n) for n in fields[type_name]] for e, v in side[type_name].items()}
-
-    differing = [t.type for t in mapping.tables if after[t.type] != expected[t.type] and (
-        t.key_field is None or content(after, t.type) != content(expected, t.type))]
-    report.digest = digest(after, mapping)
+    differing = [t for t in mapping.tables if found[t.type] != expected[t.type]]
+    report.digest = rows_digest(found, mapping)
     if differing:
         difference = first_difference(*(
-            {t: {e: dict(zip(fields[t], values, strict=True))
-                 for e, values in content(side, t).items()} for t in differing}
-            for side in (expected, after)))
+            {t.type: {e: dict(zip(field_names(t), values, strict=True))
+                      for e, values in side[t.type].items()} for t in differing}
+            for side in (expected, found)))
         raise IntegrityError(f"table {difference}; nothing was restored" if difference else
                              "the target's digest differs from the backup's; nothing was "
                              "restored")

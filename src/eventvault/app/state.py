@@ -11,11 +11,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import msgpack
 
-from eventvault.app.mapping import AppMapping
+from eventvault.app.mapping import AppMapping, AppTable
 from eventvault.schemadoc.kinds import Stored
 
 Fields = dict[str, Stored | None]
@@ -37,16 +38,41 @@ def counts(state: State) -> dict[str, int]:
     return {type_name: len(entities) for type_name, entities in state.items()}
 
 
+def field_names(spec: AppTable) -> list[str]:
+    """The names of a type's values in digest order: its fields, then its references."""
+    return [f.name for f in spec.fields] + [r.name for r in spec.references]
+
+
+def rows_of(state: State, mapping: AppMapping) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """The state as `capture.read_rows` gives it: type -> entity -> values in digest order."""
+    rows = {}
+    for spec in mapping.tables:
+        names = field_names(spec)
+        entities = state.get(spec.type, {})
+        if len(names) > 1:
+            take = itemgetter(*names)  # a tuple, in C; a state from old events may lack one
+            try:
+                rows[spec.type] = {entity: take(values) for entity, values in entities.items()}
+                continue
+            except KeyError:
+                pass
+        rows[spec.type] = {entity: tuple([values.get(n) for n in names])
+                           for entity, values in entities.items()}
+    return rows
+
+
 def digest(state: State, mapping: AppMapping) -> str:
+    return rows_digest(rows_of(state, mapping), mapping)
+
+
+def rows_digest(rows: dict[str, dict[str, tuple[Any, ...]]], mapping: AppMapping) -> str:
     """SHA-256 over every type in the mapping's order: the msgpack of [type, [[UUID, values in
-    field order], ...] in UUID order] (one pack per type: a restore hashes 200,000 rows)."""
+    field order], ...] in UUID order] (one pack per type: a restore hashes 200,000 rows;
+    msgpack packs a tuple as the array a list is)."""
     hasher = hashlib.sha256()
     for spec in mapping.tables:
-        names = [f.name for f in spec.fields] + [r.name for r in spec.references]
-        entities = state.get(spec.type, {})
-        rows = [[entity, [values.get(n) for n in names]]
-                for entity, values in sorted(entities.items())]
-        hasher.update(msgpack.packb([spec.type, rows], use_bin_type=True))
+        hasher.update(msgpack.packb([spec.type, sorted(rows.get(spec.type, {}).items())],
+                                    use_bin_type=True))
     return hasher.hexdigest()
 
 
