@@ -13,7 +13,7 @@
 - `history`, `actor_events`, `audit_log`, `as_of`: the audit queries (`eventvault.audit` has
   the rest); times are microseconds since the epoch, UTC (`parse_time` reads ISO-8601).
 - The errors: `EventVaultError` and its subclasses (errors.py).
-- `__version__`: the installed distribution's version.
+- `__version__`: this package's version (pyproject.toml reads it from here: one source).
 
 Importing the package is cheap: everything but the errors is imported on first use (PEP 562),
 so `import eventvault` (or `eventvault --help`) does not load SQLAlchemy or alembic.
@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
     from eventvault.vault import Status, Vault
     from eventvault.verify import Report, verify_packages, verify_vault
 
-    __version__: str
+__version__ = "0.3.0"
 
 Path = str | os.PathLike[str]
 
@@ -105,17 +105,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """Import an entry point on first use, and keep it (PEP 562)."""
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value: Any = version("eventvault")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            value = "0+unknown"
-    elif name in _LAZY:
+    if name in _LAZY:
         module_name, attribute = _LAZY[name]
         module = importlib.import_module(module_name)
-        value = module if attribute is None else getattr(module, attribute)
+        value: Any = module if attribute is None else getattr(module, attribute)
     else:
         raise AttributeError(f"module 'eventvault' has no attribute {name!r}")
     globals()[name] = value
