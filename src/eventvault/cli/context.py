@@ -59,13 +59,20 @@ def vault_now(context: Context, **more: Any) -> dict[str, Any]:
     return {**more, **context.vault.status().as_json()} if output.as_json() else more
 
 
-def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
-    changes: dict[str, str] = {}
-    for setting in settings:
-        name, equals, value = setting.partition("=")
+def field_values(words: tuple[str, ...], option: str) -> dict[str, str]:
+    """FIELD=VALUE words (of --set, --where) as a dict; a word without `=` or a field is a
+    usage error naming the option."""
+    found: dict[str, str] = {}
+    for word in words:
+        name, equals, value = word.partition("=")
         if not equals or not name.strip():
-            raise UsageError(f"--set expects FIELD=VALUE, got {setting!r}")
-        changes[name.strip()] = value
+            raise UsageError(f"{option} expects FIELD=VALUE, got {word!r}")
+        found[name.strip()] = value
+    return found
+
+
+def parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
+    changes = field_values(settings, "--set")
     if not changes:
         raise UsageError("nothing to change: give at least one --set FIELD=VALUE")
     return changes

@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from eventvault import output
-from eventvault.cli.context import Context, one_point, parse_at, pass_context
-from eventvault.errors import UsageError
+from eventvault.cli.context import Context, field_values, one_point, parse_at, pass_context
 from eventvault.progress import shown
 
 
@@ -41,12 +40,7 @@ def list_command(context: Context, type_name: str, conditions: tuple[str, ...],
     from eventvault.listing import list_entities
     from eventvault.render import Column, table_lines
 
-    where: dict[str, str] = {}
-    for condition in conditions:
-        name, equals, value = condition.partition("=")
-        if not equals or not name.strip():
-            raise UsageError(f"--where expects FIELD=VALUE, got {condition!r}")
-        where[name.strip()] = value
+    where = field_values(conditions, "--where")
     found = list_entities(context.vault, type_name, where, limit)
     if output.as_json():
         output.emit_json(found.as_json())
