@@ -109,20 +109,23 @@ def app_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
         db.close()
 
 
-def replayed_application(cli: Cli, tmp_path: Path) -> tuple[str, Path]:
-    """A vault replayed from app.evpkg, and a fresh copy of the application (app.sql)."""
+def replayed_application(cli: Cli, tmp_path: Path, vault: str | None = None
+                         ) -> tuple[str, Path]:
+    """A vault (SQLite unless given) replayed from app.evpkg, and a fresh copy of the
+    application (app.sql)."""
     target = tmp_path / "app.db"
     app = sqlite3.connect(target)
     app.executescript((OLD.directory / "app.sql").read_text())
     app.close()
-    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+    vault = vault or f"sqlite:///{tmp_path / 'vault.db'}"
     assert cli("replay", OLD.path("app.evpkg"), db=vault).code == 0
     return vault, target
 
 
-def restored_application(cli: Cli, tmp_path: Path) -> tuple[str, Path]:
+def restored_application(cli: Cli, tmp_path: Path, vault: str | None = None
+                         ) -> tuple[str, Path]:
     """A vault replayed from app.evpkg, restored into a fresh copy of the application."""
-    vault, target = replayed_application(cli, tmp_path)
+    vault, target = replayed_application(cli, tmp_path, vault)
     restored = cli("app", "restore", f"sqlite:///{target}", db=vault)
     assert restored.code == 0, restored.err
     return vault, target
@@ -143,12 +146,12 @@ def test_the_0_2_0_app_package_restores_into_a_fresh_application(
 
 
 def test_the_application_restored_from_a_0_2_0_package_can_be_captured_again(
-    cli: Cli, tmp_path: Path
+    cli: Cli, tmp_path: Path, db_url: str
 ) -> None:
     # 0.2.0's README: "the next `app capture` of the restored database records nothing".
     # The restore recorded the attachment 0.2.0 kept outside the log, and each item's key in
     # the target (items have no natural key) in a field the vault's schema gained for it.
-    vault, target = restored_application(cli, tmp_path)
+    vault, target = restored_application(cli, tmp_path, db_url)
     assert 'name = "app_key", kind = "int"' in cli("schema", "show", db=vault).out
     again = cli("app", "capture", "--json", db=vault)
     assert again.code == 0, again.err
