@@ -9,6 +9,9 @@ fresh vault reproduces it (docs/APP.md, "What the vault keeps"):
 - the identity of rows without a natural key: their primary key in the application, a
   field (`app_key`) of each such entity, set when a capture creates it and updated by a
   restore that had to give a row another key. The identity map is derived from the state.
+
+A vault replayed from a 0.2.0 package (which kept the attachment in vault_meta) has none of
+this: its first `app restore` records it (`_adopt`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
 
 from eventvault import projection, vault_schema
@@ -162,6 +165,24 @@ def _require(link: Link | None) -> Link:
     return link
 
 
+def _adopt(vault: Vault, engine: Engine, target: str) -> tuple[Link, Schema | None]:
+    """The attachment of a vault whose log records none (a package of 0.2.0, which kept it
+    in vault_meta): the target's reflection, as `app attach` would record it, and the schema
+    evolution that gives the vault what the attachment needs (the `attached_app` type, the
+    optional `app_key` field of rows without a natural key), or None if it has it. Computed
+    before the restore, so that a vault the target does not fit is refused with nothing
+    written; applied only after the restore succeeded."""
+    schema, mapping = reflect(engine)
+    old = vault.schema()
+    missing = [t.type for t in mapping.tables if old.type(t.type) is None]
+    if missing:
+        raise ValidationError(f"the target has tables the vault's schema does not: "
+                              f"{', '.join(missing)}; is it the attached application?")
+    new, mapping, _ = reattach(old, schema, mapping)  # the vault's natural keys kept
+    changed = canonical(replace(new, version=old.version)) != canonical(old)
+    return Link(public_url(target), (), mapping), new if changed else None
+
+
 def identity_of(state: State, mapping: AppMapping) -> IdentityMap:
     """(table, primary key) -> UUID of the rows without a natural key, from their key field."""
     return IdentityMap(
@@ -215,14 +236,12 @@ def _restore(vault: Vault, target: str, *, at_seq: int | None, at: int | None,
              dry_run: bool, keep_extra: bool) -> RestoreReport:
     engine = app_engine(target)
     link = stored(vault)
+    adopted: Schema | None = None
     if link is None:  # a package from before the attachment was in the log
-        _, mapping = reflect(engine)
-        missing = [t.type for t in mapping.tables if vault.schema().type(t.type) is None]
-        if missing:
-            raise ValidationError(f"the target has tables the vault's schema does not: "
-                                  f"{', '.join(missing)}; is it the attached application?")
-        mapping = replace(mapping, tables=tuple(replace(t, key_field=None)
-                                                for t in mapping.tables))
+        link, adopted = _adopt(vault, engine, target)
+        # restored without the key field: the vault's schema may not have it yet
+        mapping = replace(link.mapping, tables=tuple(replace(t, key_field=None)
+                                                     for t in link.mapping.tables))
     else:
         mapping = link.mapping
     if at_seq is None and at is None:  # the vault's tables hold the head's state
@@ -236,8 +255,11 @@ def _restore(vault: Vault, target: str, *, at_seq: int | None, at: int | None,
             if item["type"] in types:
                 state[item["type"]][item["uuid"]] = item["fields"]
     report = restore_state(engine, mapping, state, keep_extra=keep_extra, dry_run=dry_run)
-    if dry_run or link is None:
+    if dry_run:
         return report
+    if adopted is not None:
+        vault.apply_schema(adopted, SYSTEM_ACTOR, "app restore", "app restore")
+    mapping = link.mapping
     with vault.entities(SYSTEM_ACTOR, "app restore", "app restore") as entities:
         current = state if at_seq is None and at is None else \
             _vault_state(entities.connection, entities.catalog, mapping)
