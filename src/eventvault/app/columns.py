@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import cast, type_coerce
 from sqlalchemy import types as sqltypes
@@ -72,12 +73,19 @@ def to_stored(kind: str, value: Any) -> kinds.Stored | None:
         return value  # type: ignore[no-any-return]
     if kind == "bool" and cls is int and value in (0, 1):
         return bool(value)  # MariaDB's BOOLEAN is TINYINT(1), read back as 0 or 1
+    if kind == "int" and cls is bool:
+        return int(value)  # and so attached from MariaDB it is an int, read from a BOOLEAN
     if kind == "datetime" and cls is datetime:
         if value.tzinfo is None:  # a column without a zone holds UTC
             return (value - _EPOCH_NAIVE) // _MICROSECOND  # type: ignore[no-any-return]
         return (value - kinds.EPOCH) // _MICROSECOND  # type: ignore[no-any-return]
     if kind == "bytes" and isinstance(value, memoryview):
         value = value.tobytes()
+    elif kind == "str" and cls is UUID:
+        # A text field (attached where the column is CHAR(32): SQLAlchemy's Uuid, Django's
+        # UUIDField off PostgreSQL and MariaDB) restored into a native UUID column: its 32 hex
+        # digits, as CHAR(32) holds them, so that it reads back as it was captured.
+        return value.hex
     elif kind == "decimal" and isinstance(value, float):
         value = Decimal(repr(value))  # a raw SQLite number (see `reading_type`)
     elif kind == "json" and isinstance(value, str):
@@ -150,6 +158,10 @@ def to_column(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> An
             return kinds.EPOCH + stored * _MICROSECOND
         return _EPOCH_NAIVE + stored * _MICROSECOND
     value = kinds.decode(kind, stored)
+    if kind == "uuid" and not isinstance(column.type, sqltypes.Uuid):
+        # A UUID into a text column (a native one captured, restored into SQLite): CHAR(32)
+        # is SQLAlchemy's Uuid and Django's UUIDField, which look values up by 32 hex digits
+        return value.hex if getattr(column.type, "length", None) == 32 else str(value)
     if kind == "json" and value is None:
         return sqltypes.JSON.NULL  # the JSON value null, not SQL NULL
     return value
