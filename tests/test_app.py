@@ -413,6 +413,41 @@ def test_every_column_type_cycles_and_composite_keys_round_trip(make_db, engine_
     assert new > top
 
 
+@pytest.mark.parametrize("target_name", ["sqlite", "postgresql", "mariadb"])
+def test_extra_rows_with_and_without_a_natural_key_are_refused_by_name_or_kept(
+        make_db, target_name) -> None:
+    source = create_engine(make_db("sqlite"))
+    fill(source)
+    _, mapping = reflect(source)
+    _, state = capture(source, mapping, {}, IdentityMap())
+    target = create_engine(make_db(target_name))
+    metadata = MetaData()
+    declare(metadata)
+    metadata.create_all(target)
+    t = metadata.tables
+    with target.begin() as c:  # rows the backup does not have: a category (natural key),
+        # a sample (none) pointing at it, one pointing at a category the backup has
+        c.execute(insert(t["category"]), [{"id": 6, "name": "root"},
+                                          {"id": 40, "name": "extra", "parent_id": 6}])
+        c.execute(insert(t["sample"]), [EMPTY | {"id": 7, "note": "mine", "category_id": 40},
+                                        EMPTY | {"id": 8, "note": "too", "category_id": 6}])
+    with pytest.raises(ValidationError, match=r"category \(name='extra'\); sample \(id=7; "
+                                              r"id=8\); .*--keep-extra"):
+        restore(target, mapping, through_the_vault(state))
+    extras = raw(target)
+    report = restore(target, mapping, through_the_vault(state), keep_extra=True)
+    assert (report.kept_extra["category"], report.kept_extra["sample"]) == (1, 2)
+    assert report.counts["sample"] == len(state["sample"])  # what it restored, verified
+    after = raw(target)
+    for table in ("category", "sample"):  # the backup's rows and the extras, untouched
+        assert sorted(after[table], key=repr) == sorted(
+            raw(source)[table] + [r for r in extras[table] if r[0] != "root"], key=repr)
+    # the next capture of the target records the extras, and nothing else
+    changes, _ = capture(target, mapping, state, report.identity)
+    assert sorted((c.action, c.type) for c in changes) == [
+        ("created", "category"), ("created", "sample"), ("created", "sample")]
+
+
 def test_reattaching_after_a_migration_is_an_evolution(make_db) -> None:
     engine = create_engine(make_db("sqlite"))
     fill(engine)

@@ -312,14 +312,25 @@ def _reason(error: DBAPIError) -> str:
     return text[0] if text else type(error.orig).__name__
 
 
-def _extras_line(spec: AppTable, entities: list[str], found: State) -> str:
+def _extras_line(spec: AppTable, entities: list[str], found: State,
+                 keys: dict[Any, str]) -> str:
+    """The table and the extra rows' natural keys, or primary keys for a table without one
+    (their UUIDs are this restore's own)."""
+    primary = {entity: key for key, entity in keys.items()}
     shown = []
     for entity in entities[:_SHOWN]:
         values = found[spec.type][entity]
-        key = ", ".join(f"{n}={values[n]!r}" for n in spec.natural_key) or entity
-        shown.append(key)
+        shown.append(", ".join(f"{n}={values[n]!r}" for n in spec.natural_key)
+                     or f"{spec.pk}={primary[entity]!r}")
     more = f" and {len(entities) - _SHOWN} more" if len(entities) > _SHOWN else ""
     return f"{spec.table} ({'; '.join(shown)}{more})"
+
+
+def _extras(keys: dict[Any, str], wanted: dict[str, Any]) -> list[str]:
+    """The target's rows (primary key -> UUID) the backup does not have, in key order."""
+    return [entity for key, entity in sorted(keys.items(),
+                                             key=lambda item: (type(item[0]).__name__, item[0]))
+            if entity not in wanted]
 
 
 def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bool = False,
@@ -338,10 +349,11 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
                 for item in spec.fields:  # None is SQL NULL; the JSON null is JSON.NULL
                     if isinstance(tables[spec.type].c[item.column].type, JSON):
                         tables[spec.type].c[item.column].type.none_as_null = True
-        before, target_keys = read_state(connection, mapping, IdentityMap(), tables)
-        extras = {spec.type: sorted(set(before[spec.type]) - set(state.get(spec.type, {})))
+        seen = IdentityMap()  # a row without a natural key: a UUID for this restore
+        before, target_keys = read_state(connection, mapping, seen, tables)
+        extras = {spec.type: _extras(target_keys[spec.type], state.get(spec.type, {}))
                   for spec in mapping.tables}
-        refused = [_extras_line(spec, extras[spec.type], before)
+        refused = [_extras_line(spec, extras[spec.type], before, target_keys[spec.type])
                    for spec in mapping.tables if extras[spec.type]]
         if refused and not keep_extra:
             raise ValidationError("the target has rows the backup does not: "
@@ -380,7 +392,16 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
             if not spec.natural_key:
                 for entity, key in writer.keys[spec.type].items():
                     report.identity.bind(spec.table, key, entity)
-        _verify(connection, mapping, writer.rows, tables, report, extras)
+        # The verification reads the extras under the UUIDs they got above (they keep
+        # their keys), so they are told apart from the restored rows and left out of it
+        checking = report.identity.copy()
+        for spec in mapping.tables:
+            if not spec.natural_key and extras[spec.type]:
+                kept = set(extras[spec.type])
+                for key, entity in target_keys[spec.type].items():
+                    if entity in kept:
+                        checking.bind(spec.table, key, entity)
+        _verify(connection, mapping, writer.rows, tables, report, extras, checking)
         if dry_run:
             connection.rollback()
         else:
@@ -394,13 +415,13 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
 
 def _verify(connection: Connection, mapping: AppMapping,
             expected: dict[str, dict[str, tuple[Any, ...]]], tables: dict[str, Table],
-            report: RestoreReport, extras: dict[str, list[str]]
+            report: RestoreReport, extras: dict[str, list[str]], identity: IdentityMap
             ) -> None:
     """Read the target back and compare it with the state's rows (`expected`, `rows_of`;
     their decimals are replaced by what the target gives back): counts, then every row's values
     (fields and references, not the key field: keys differ by design) as tuples, compared
     in C; only when they differ are the rows built as dicts, to name the first difference."""
-    found, _ = read_rows(connection, mapping, report.identity.copy(), tables)
+    found, _ = read_rows(connection, mapping, identity, tables)
     for spec in mapping.tables:
         for entity in extras[spec.type]:
             found[spec.type].pop(entity, None)
