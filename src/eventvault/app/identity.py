@@ -5,7 +5,8 @@ a reinitialised application is the same entity as before, whatever its new prima
 without one gets a random UUID at its first capture, remembered as (table, primary key) ->
 UUID in an `IdentityMap`, which the caller persists (`entries`, and the constructor) and which
 `app restore` rebinds to the target's new keys. A UUID is never derived from an integer key:
-keys change across a reinit, and that was the seed's bug.
+keys change across a reinit, and that was the seed's bug. A row that comes back after
+its entity was deleted is that entity's `successor`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def natural_uuid(type_name: str, key: Sequence[Stored]) -> str:
     as UUIDs) are `key`. The name hashed is the msgpack of [type, values], as hex."""
     name = msgpack.packb([type_name, list(key)], use_bin_type=True).hex()
     return str(uuid.uuid5(NAMESPACE, name))
+
+
+def successor(entity: str) -> str:
+    """The UUID of a row whose entity `entity` the vault holds deleted, when the row exists
+    again (a restore at an earlier point brought it back; the application created its
+    natural key again): the log never creates a deleted UUID again (fold.py), so the row is
+    a new entity, named after the one it follows so that each vault derives the same and an
+    audit can link them. Deleted again, its successor is `successor(successor(entity))`."""
+    return str(uuid.uuid5(NAMESPACE, f"successor {entity}"))
 
 
 class IdentityMap:

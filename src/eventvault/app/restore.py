@@ -47,6 +47,7 @@ class RestoreReport:
     dry_run: bool = False
     identity: IdentityMap = field(default_factory=IdentityMap)
     rebound: int = 0  # rows whose new key the vault recorded (vault_link.restore)
+    recreated: int = 0  # rows deleted since the point restored, recorded as successors
 
 
 def check_references(state: State, mapping: AppMapping,

@@ -129,6 +129,18 @@ def diff(previous: State, current: State, mapping: AppMapping) -> list[Change]:
     return created + updates + deleted
 
 
+def renamed(state: State, names: dict[str, str], mapping: AppMapping) -> State:
+    """`state` with the entities of `names` (UUID -> UUID) renamed, references too."""
+    result: State = {}
+    for spec in mapping.tables:
+        references = [r.name for r in spec.references]
+        result[spec.type] = {
+            names.get(entity, entity): {**values, **{n: names[values[n]] for n in references
+                                                    if values.get(n) in names}}
+            for entity, values in state.get(spec.type, {}).items()}
+    return result
+
+
 def apply(state: State, changes: Iterable[Change]) -> State:
     """`state` with `changes` applied (a new state; the vault's fold does the same)."""
     result = {t: dict(entities) for t, entities in state.items()}

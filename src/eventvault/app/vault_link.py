@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,19 +30,19 @@ from eventvault import projection, vault_schema
 from eventvault.app.capture import capture as capture_changes
 from eventvault.app.connect import app_engine
 from eventvault.app.evolution import reattach, settled
-from eventvault.app.identity import NAMESPACE, IdentityMap
+from eventvault.app.identity import NAMESPACE, IdentityMap, successor
 from eventvault.app.mapping import AppMapping
 from eventvault.app.record import record
 from eventvault.app.reflect import LINK_TYPE, reflect
 from eventvault.app.restore import RestoreReport
 from eventvault.app.restore import restore as restore_state
-from eventvault.app.state import Change, State
+from eventvault.app.state import Change, State, diff, renamed
 from eventvault.catalog import Catalog
 from eventvault.entities import Entities
 from eventvault.errors import NotAVaultError, UsageError, ValidationError
 from eventvault.schemadoc import Schema, canonical, kinds
 from eventvault.system import SYSTEM_ACTOR
-from eventvault.tables import projection_for
+from eventvault.tables import events, projection_for
 from eventvault.vault import Vault
 
 # The attachment entity: one per vault, the same UUID in every vault.
@@ -205,10 +205,43 @@ def _capture(vault: Vault, source: str | None, actor: str) -> list[Change]:
     engine = app_engine(source or link.url)
     with vault.entities(actor, "app capture", "app capture") as entities:
         previous = _vault_state(entities.connection, entities.catalog, link.mapping)
-        changes, _ = capture_changes(engine, link.mapping, previous,
-                                     identity_of(previous, link.mapping))
+        changes, current = capture_changes(engine, link.mapping, previous,
+                                           identity_of(previous, link.mapping))
+        # A new row of a type with a natural key may be one the vault holds deleted: the
+        # application created that key again. Only such a row can be: any other new row
+        # has a new random UUID.
+        natural = {t.type for t in link.mapping.tables if t.natural_key}
+        names = _incarnations(entities.connection, _live(previous), [
+            c.entity for c in changes if c.action == "created" and c.type in natural])
+        if names:
+            changes = diff(previous, renamed(current, names, link.mapping), link.mapping)
         record(entities, changes)
     return changes
+
+
+def _live(state: State) -> set[str]:
+    return {entity for entities in state.values() for entity in entities}
+
+
+def _incarnations(connection: Connection, live: set[str],
+                  entities: Collection[str]) -> dict[str, str]:
+    """For each of `entities` (not in `live`) that the log holds deleted, the UUID that names
+    its row now: its successor, or the successor's if that was deleted too, until one is
+    live or was never used. The others are not in the result."""
+    names: dict[str, str] = {}
+    pending = {entity: entity for entity in entities}  # entity -> the candidate for its row
+    while pending:
+        candidates = sorted(set(pending.values()))
+        used: set[str] = set()
+        for start in range(0, len(candidates), 500):
+            used.update(connection.execute(
+                select(events.c.entity_id).distinct()
+                .where(events.c.entity_id.in_(candidates[start:start + 500]))).scalars())
+        pending = {entity: successor(candidate) for entity, candidate in pending.items()
+                   if candidate in used}
+        names.update(pending)
+        pending = {e: c for e, c in pending.items() if c not in live}
+    return names
 
 
 def _vault_state(connection: Connection, catalog: Catalog, mapping: AppMapping) -> State:
@@ -225,8 +258,10 @@ def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | N
             dry_run: bool = False, keep_extra: bool = False) -> RestoreReport:
     """The vault's state of the application's types (at a point if asked) written into the
     target. Then (not on a dry run) the vault records where the application now is: the
-    attachment's URL, and the new key of each row without a natural key whose key changed,
-    so that the next capture of the restored application records nothing."""
+    attachment's URL, the new key of each row without a natural key whose key changed, and
+    (restored at an earlier point) the rows whose entities were deleted since, created as
+    their successors (identity.successor), so that the next capture of the restored
+    application records only what differs from the vault's head otherwise."""
     with _bulk():
         return _restore(vault, target, at_seq=at_seq, at=at, dry_run=dry_run,
                         keep_extra=keep_extra)
@@ -263,17 +298,29 @@ def _restore(vault: Vault, target: str, *, at_seq: int | None, at: int | None,
     with vault.entities(SYSTEM_ACTOR, "app restore", "app restore") as entities:
         current = state if at_seq is None and at is None else \
             _vault_state(entities.connection, entities.catalog, mapping)
+        # Rows restored from an earlier point whose entities were deleted since: the
+        # application has them again, under their successors (identity.successor)
+        live = _live(current)
+        names = _incarnations(entities.connection, live, [
+            e for entities_of in state.values() for e in entities_of if e not in live])
+        back = {t: {e: values for e, values in state[t].items()
+                    if e in names and names[e] not in live} for t in state}
         rebound = []
         by_table = {t.table: t for t in mapping.tables}
         for table, key, entity in report.identity.items():
             spec = by_table[table]
+            if entity in back.get(spec.type, {}) and spec.key_field is not None:
+                back[spec.type][entity] = {**back[spec.type][entity], spec.key_field: key}
+            entity = names.get(entity, entity)
             values = current.get(spec.type, {}).get(entity)
             if spec.key_field is not None and values is not None and \
                     values.get(spec.key_field) != key:
                 rebound.append(Change("updated", spec.type, entity, {spec.key_field: key}))
+        recreated = diff({}, renamed(back, names, mapping), mapping)
         order = {t.type: i for i, t in enumerate(mapping.tables)}
         rebound.sort(key=lambda c: order[c.type])  # record() batches consecutive types
-        record(entities, rebound)
+        record(entities, recreated + rebound)
         _write_link(entities, replace(link, url=public_url(target)))
-    report.rebound = len(rebound)
+    report.rebound, report.recreated = len(rebound), sum(
+        c.action == "created" for c in recreated)
     return report

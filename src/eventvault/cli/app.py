@@ -92,13 +92,16 @@ def restore(context: Context, target_url: str, at_seq: int | None, at_time: str 
         click.echo(json.dumps({"dry_run": dry_run, "inserted": report.inserted,
                                "updated": report.updated, "unchanged": report.unchanged,
                                "kept_extra": report.kept_extra, "counts": report.counts,
-                               "rebound": report.rebound,
+                               "rebound": report.rebound, "recreated": report.recreated,
                                "digest": report.digest}, sort_keys=True))
         return
     verb = "would restore" if dry_run else "restored"
     click.echo(f"{verb} {sum(report.counts.values())} rows, verified (digest {report.digest})")
     if report.rebound:
         click.echo(f"  {report.rebound} rows got new keys in the target; the vault recorded them")
+    if report.recreated:
+        click.echo(f"  {report.recreated} rows deleted since came back; the vault recorded them "
+                   "as new entities, each named after the one it follows")
     for name in sorted(report.counts):
         click.echo(f"  {name:<28} {report.counts[name]:>7}  inserted "
                    f"{report.inserted.get(name, 0)}, updated {report.updated.get(name, 0)}")
