@@ -242,9 +242,11 @@ def _live(vault_url: str, at_seq: int | None = None) -> dict[str, dict[str, dict
         return found
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(("engine", "vault_engine"), [
+    ("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "mariadb")])
 def test_rows_a_restore_at_an_earlier_point_brings_back_keep_their_identity(
-        cli: Callable[..., Result], make_db: Callable[[str], str], engine: str) -> None:
+        cli: Callable[..., Result], make_db: Callable[[str], str], engine: str,
+        vault_engine: str) -> None:
     """Rows deleted since the point restored come back in the vault as their deleted
     entity's successor (identity.successor: the log never re-creates a deleted UUID), with
     or without a natural key; the next capture of the restored application records nothing,
@@ -252,7 +254,7 @@ def test_rows_a_restore_at_an_earlier_point_brings_back_keep_their_identity(
     from dms_project import django
 
     from eventvault.app.identity import successor
-    app_url, vault, target = make_db(engine), make_db(engine), make_db(engine)
+    app_url, vault, target = make_db(engine), make_db(vault_engine), make_db(engine)
     production(app_url)
     before = show(app_url)
     assert cli("app", "attach", app_url, db=vault).code == 0
