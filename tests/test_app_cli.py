@@ -291,3 +291,11 @@ def test_rows_a_restore_at_an_earlier_point_brings_back_keep_their_identity(
     assert (changed["created"], changed["events"]) == (1, 1), changed
     assert {successor(successor(e)) for t, e in deleted if t == "dms_placeholder"} <= set(
         _live(vault)["dms_placeholder"])
+    # a vault holding successors restores its head, and a capture then records nothing
+    latest = make_db(engine)
+    reinit(latest)
+    restored = cli("app", "restore", latest, db=vault)
+    assert restored.code == 0, restored.err
+    assert show(latest) == show(target)
+    again = cli("app", "capture", db=vault)
+    assert (again.code, again.out) == (0, "nothing changed: no events appended\n"), again.err

@@ -94,7 +94,8 @@ def read_rows(connection: Connection, mapping: AppMapping, identity: IdentityMap
         entities: list[str] = []
         for row in rows:
             if spec.natural_key:
-                entities.append(natural_uuid(spec.type, _key_values(spec, row, plain, index)))
+                entities.append(identity.named(
+                    natural_uuid(spec.type, _key_values(spec, row, plain, index))))
             else:
                 entities.append(identity.assign(spec.table, row[0]))
         if not spec.natural_key:

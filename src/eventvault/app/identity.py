@@ -42,8 +42,15 @@ def successor(entity: str) -> str:
 class IdentityMap:
     """(application table, primary key) -> UUID for rows without a natural key."""
 
-    def __init__(self, entries: Iterable[tuple[str, Key, str]] = ()) -> None:
+    def __init__(self, entries: Iterable[tuple[str, Key, str]] = (),
+                 successors: dict[str, str] | None = None) -> None:
         self._uuids: dict[tuple[str, Key], str] = {(t, k): u for t, k, u in entries}
+        # natural UUID -> the successor that names that row now (`successor`)
+        self.successors: dict[str, str] = dict(successors or {})
+
+    def named(self, natural: str) -> str:
+        """The UUID of the row whose natural UUID is `natural`: it, or its successor."""
+        return self.successors.get(natural, natural)
 
     def get(self, table: str, key: Key) -> str | None:
         return self._uuids.get((table, key))
@@ -74,7 +81,7 @@ class IdentityMap:
         return ((t, k, u) for (t, k), u in self._uuids.items())
 
     def copy(self) -> IdentityMap:
-        found = IdentityMap()
+        found = IdentityMap(successors=self.successors)
         found._uuids = dict(self._uuids)
         return found
 
@@ -82,6 +89,7 @@ class IdentityMap:
         return len(self._uuids)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, IdentityMap) and self._uuids == other._uuids
+        return isinstance(other, IdentityMap) and self._uuids == other._uuids and \
+            self.successors == other.successors
 
     __hash__ = None  # type: ignore[assignment]

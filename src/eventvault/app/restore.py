@@ -27,7 +27,14 @@ from eventvault.app.columns import AS_STORED, expected_in, to_column
 from eventvault.app.connect import writing
 from eventvault.app.identity import IdentityMap
 from eventvault.app.mapping import AppMapping, AppReference, AppTable
-from eventvault.app.state import State, field_names, first_difference, rows_digest, rows_of
+from eventvault.app.state import (
+    State,
+    field_names,
+    first_difference,
+    rows_digest,
+    rows_of,
+    successors,
+)
 from eventvault.errors import IntegrityError, ValidationError
 
 _SHOWN = 5  # extra rows named in a refusal
@@ -341,7 +348,8 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
     without a natural key, so that the next capture of the target records nothing."""
     rows = rows_of(state, mapping)
     check_references(state, mapping, rows)
-    report = RestoreReport(dry_run=dry_run)
+    report = RestoreReport(dry_run=dry_run,
+                           identity=IdentityMap(successors=successors(state, mapping)))
     with writing(engine) as connection:
         tables = app_tables(connection, mapping)
         for spec in mapping.tables:
@@ -350,7 +358,7 @@ def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bo
                 for item in spec.fields:  # None is SQL NULL; the JSON null is JSON.NULL
                     if isinstance(tables[spec.type].c[item.column].type, JSON):
                         tables[spec.type].c[item.column].type.none_as_null = True
-        seen = IdentityMap()  # a row without a natural key: a UUID for this restore
+        seen = report.identity.copy()  # a row without a natural key: a UUID for this restore
         before, target_keys = read_state(connection, mapping, seen, tables)
         extras = {spec.type: _extras(target_keys[spec.type], state.get(spec.type, {}))
                   for spec in mapping.tables}

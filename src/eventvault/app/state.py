@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 
+from eventvault.app.identity import natural_uuid
 from eventvault.app.mapping import AppMapping, AppTable
 from eventvault.schemadoc.kinds import Stored
 
@@ -127,6 +128,22 @@ def diff(previous: State, current: State, mapping: AppMapping) -> list[Change]:
         deleted.extend(Change("deleted", spec.type, entity)
                        for entity in sorted(previous.get(spec.type, {})) if entity not in now)
     return created + updates + deleted
+
+
+def successors(state: State, mapping: AppMapping) -> dict[str, str]:
+    """Natural UUID -> entity for the entities of `state` with a natural key that are not
+    named by it (successors of a deleted entity, identity.successor): a read of the
+    application names their rows by them (IdentityMap.named). The natural UUID is computed
+    from the stored key values, references as the state holds them, as a read computes it."""
+    found = {}
+    for spec in mapping.tables:
+        if spec.natural_key:
+            names = spec.natural_key
+            for entity, values in state.get(spec.type, {}).items():
+                natural = natural_uuid(spec.type, [values.get(n) for n in names])
+                if natural != entity:
+                    found[natural] = entity
+    return found
 
 
 def renamed(state: State, names: dict[str, str], mapping: AppMapping) -> State:

@@ -36,7 +36,7 @@ from eventvault.app.record import record
 from eventvault.app.reflect import LINK_TYPE, reflect
 from eventvault.app.restore import RestoreReport
 from eventvault.app.restore import restore as restore_state
-from eventvault.app.state import Change, State, diff, renamed
+from eventvault.app.state import Change, State, diff, renamed, successors
 from eventvault.catalog import Catalog
 from eventvault.entities import Entities
 from eventvault.errors import NotAVaultError, UsageError, ValidationError
@@ -184,12 +184,13 @@ def _adopt(vault: Vault, engine: Engine, target: str) -> tuple[Link, Schema | No
 
 
 def identity_of(state: State, mapping: AppMapping) -> IdentityMap:
-    """(table, primary key) -> UUID of the rows without a natural key, from their key field."""
+    """(table, primary key) -> UUID of the rows without a natural key, from their key field;
+    and the successors a read names rows with a natural key by (state.successors)."""
     return IdentityMap(
-        (spec.table, values[spec.key_field], entity)
-        for spec in mapping.tables if spec.key_field is not None
-        for entity, values in state.get(spec.type, {}).items()
-        if values.get(spec.key_field) is not None)
+        ((spec.table, values[spec.key_field], entity)
+         for spec in mapping.tables if spec.key_field is not None
+         for entity, values in state.get(spec.type, {}).items()
+         if values.get(spec.key_field) is not None), successors(state, mapping))
 
 
 def capture(vault: Vault, source: str | None, actor: str) -> list[Change]:
