@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eventvault import store
+from eventvault import log_read
 from eventvault.domain import Commands
 from eventvault.system import WORKFLOW_STATES
 from eventvault.vault import Vault
@@ -385,7 +385,7 @@ def _run(vault: Vault, session: Session, timing: Timing) -> None:
 
 def _head_seq(vault: Vault) -> int:
     with vault.reading() as connection:
-        return store.read_head(connection).seq
+        return log_read.read_head(connection).seq
 
 
 def measure(url: str, events: int, batch: int, seed: int = 6) -> dict[str, object]:

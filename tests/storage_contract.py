@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 
 import eventvault
-from eventvault import schema, storage, store
+from eventvault import log_read, schema, storage, store
 from eventvault.events import Event
 from eventvault.vault import Vault
 
@@ -137,7 +137,7 @@ class StorageContract:
             with Vault(url) as own, own.write("admin") as commands:
                 commands.add_user("second", role="viewer", email="second@example.com")
             with own.reading() as connection:
-                second_seq.append(store.read_head(connection).seq)
+                second_seq.append(log_read.read_head(connection).seq)
 
         one = threading.Thread(target=first)
         one.start()
@@ -163,10 +163,20 @@ class StorageContract:
             assert middle == every[10:20]
             assert list(store.read_events(connection, after_seq=len(every))) == []
             moment = every[30].recorded_at
-            assert store.first_seq_from(connection, moment) <= every[30].seq
-            assert store.last_seq_until(connection, moment) >= every[30].seq
-            assert store.last_seq_until(connection, 0) == 0
-            assert store.read_head(connection).seq == len(every)
+            assert log_read.first_seq_from(connection, moment) <= every[30].seq
+            assert log_read.last_seq_until(connection, moment) >= every[30].seq
+            assert log_read.last_seq_until(connection, 0) == 0
+            assert log_read.read_head(connection).seq == len(every)
+
+    def test_a_reader_finds_tables_and_quotes_names(self, vault: Vault) -> None:
+        """What the plain-SQL reads (reader.py) ask of an engine: whether a table exists,
+        a reserved word as a column name (vault_meta's `key`), `?` as the marker."""
+        with vault.read() as reader:
+            assert reader.has_table("events") and reader.has_table("log_state")
+            assert not reader.has_table("no_such_table")
+            assert reader.scalar(f"SELECT count(*) FROM vault_meta WHERE {reader.quote('key')}"
+                                 " IN (?, ?)", ("vault_id", "created_at")) == 2
+            assert log_read.vault_id(reader) == vault.status().vault_id
 
     def test_stream_rows_in_batches_with_parameters(self, vault: Vault,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,11 +194,11 @@ class StorageContract:
         # connection can run no other query, and closing it must read the rest away.
         monkeypatch.setattr(storage, "READ_BATCH", 5)
         with vault.reading() as connection:
-            head = store.read_head(connection).seq
+            head = log_read.read_head(connection).seq
             rows = store.stream_rows(connection, "SELECT seq FROM events ORDER BY seq")
             assert [next(rows)[0] for _ in range(12)] == list(range(1, 13))
             rows.close()
-            assert store.read_head(connection).seq == head
+            assert log_read.read_head(connection).seq == head
             again = [row[0] for row in store.stream_rows(connection, "SELECT seq FROM events")]
             assert sorted(again) == list(range(1, head + 1))
 

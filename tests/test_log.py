@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 
-from eventvault import codec, store
+from eventvault import codec, log_read, store
 from eventvault.errors import ConcurrencyError
 from eventvault.events import GENESIS_HASH, chain_hash, encode_record, pack_payload
 from eventvault.vault import Vault
@@ -45,7 +45,7 @@ def test_postgres_refuses_truncate(make_db) -> None:
 def test_seq_is_gapless_time_never_decreases_and_the_chain_holds(vault: Vault) -> None:
     with vault.reading() as connection:
         events = list(store.read_events(connection))
-        head = store.read_head(connection)
+        head = log_read.read_head(connection)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert all(a.recorded_at <= b.recorded_at for a, b in itertools.pairwise(events))
     previous = GENESIS_HASH
@@ -100,5 +100,5 @@ def test_a_long_payload_round_trips_through_the_database(vault: Vault) -> None:
     with vault.write("admin") as commands:
         document = commands.add_document(title, "author01")
     with vault.reading() as connection:
-        (created,) = store.entity_events(connection, document)
+        (created,) = log_read.entity_events(connection, document)
     assert created.fields["title"] == title

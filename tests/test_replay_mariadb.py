@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from test_replay import export_lines, many_events, write_package
 
-from eventvault import vault_schema
+from eventvault import vault_tables
 from eventvault.package import PackageWriter
 
 
@@ -122,8 +122,8 @@ def test_failing_replays_leave_the_target_exactly_as_it_was(
         assert fingerprint(target) == before
     # The swap itself failing (a table it names is missing): MariaDB undoes the renames it
     # had made in that statement; the staged log and the built database are dropped.
-    own_tables = vault_schema.own_tables
-    monkeypatch.setattr(vault_schema, "own_tables",
+    own_tables = vault_tables.own_tables
+    monkeypatch.setattr(vault_tables, "own_tables",
                         lambda connection: own_tables(connection) | {"no_such_table"})
     result = replace(target, package, tmp_path)
     assert result.code == 1 and "no_such_table" in result.err and result.err.count("\n") == 1

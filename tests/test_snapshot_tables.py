@@ -14,7 +14,7 @@ import pytest
 from test_integrity import FIRST_DOCUMENT
 from test_reliability import raw
 
-from eventvault import store, table_check
+from eventvault import log_read, table_check
 from eventvault.snapshot import snapshot
 from eventvault.vault import Vault
 
@@ -54,13 +54,13 @@ def test_figures_read_at_another_head_are_read_again(vault: str) -> None:
     opened = Vault(vault)
     try:
         with opened.reading(consistent=True) as connection:
-            head = store.read_head(connection)
+            head = log_read.read_head(connection)
             pending = table_check.PendingFigures(opened, helper=True)
             found = pending.figures(connection, head)
             assert found == table_check.table_figures(connection)
             # A helper that read the tables after another writer's commit: not used.
             pending = table_check.PendingFigures(opened, helper=True)
-            later = store.Head(head.seq + 1, bytes(32), head.recorded_at)
+            later = log_read.Head(head.seq + 1, bytes(32), head.recorded_at)
             assert pending.figures(connection, later).head_seq == head.seq
     finally:
         opened.close()

@@ -1,5 +1,6 @@
 """Start-up: `--help` and `--version` load neither SQLAlchemy nor alembic, read commands no
-alembic (it is needed only to migrate). Checked in a fresh interpreter each time."""
+alembic (it is needed only to migrate), and `status` and the audit on a SQLite file no
+SQLAlchemy either (reader.py). Checked in a fresh interpreter each time."""
 
 from __future__ import annotations
 
@@ -39,14 +40,31 @@ def test_help_and_version_load_neither_sqlalchemy_nor_alembic(words: tuple[str, 
     assert not {"sqlalchemy", "alembic"} & modules
 
 
-@pytest.mark.parametrize("words", [("status",), ("export",), ("verify",), ("list", "user"),
-                                   ("audit", "log"), ("audit", "history", "admin")])
+@pytest.mark.parametrize("words", [("export",), ("verify",), ("list", "user")])
 def test_read_commands_do_not_load_alembic(tmp_path: Path, words: tuple[str, ...]) -> None:
     url = f"sqlite:///{tmp_path / 'vault.db'}"
     assert run_cli("init", db=url).code == 0
     modules = loaded("--db", url, *words)
     assert "sqlalchemy" in modules  # the probe did read the vault
     assert "alembic" not in modules
+
+
+@pytest.mark.parametrize("words", [("status",), ("status", "--json"), ("audit", "log"),
+                                   ("audit", "history", "admin"),
+                                   ("audit", "actor", "system", "--limit", "0"),
+                                   ("audit", "as-of", "admin", "--at", "2100-01-01")])
+def test_status_and_the_audit_read_a_sqlite_file_without_sqlalchemy(
+        tmp_path: Path, words: tuple[str, ...]) -> None:
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    assert run_cli("init", db=url).code == 0
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", PROBE, "--db", url, *words],
+                          capture_output=True, text=True, check=False)
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == 0, done.stderr
+    assert done.stdout.strip()  # it did answer
+    assert "eventvault.reader" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("sqlalchemy", "alembic")}
 
 
 def test_the_head_revision_read_from_the_scripts_is_alembics() -> None:

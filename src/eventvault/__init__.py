@@ -63,7 +63,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
     from eventvault.events import parse_time
     from eventvault.replay import ReplayResult
     from eventvault.snapshot import SnapshotResult
-    from eventvault.vault import Status, Vault
+    from eventvault.status import Status
+    from eventvault.vault import Vault
     from eventvault.verify import Report, verify_packages, verify_vault
 
 __version__ = "0.3.0"
@@ -73,7 +74,7 @@ Path = str | os.PathLike[str]
 # name -> (module, attribute in it; None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Vault": ("eventvault.vault", "Vault"),
-    "Status": ("eventvault.vault", "Status"),
+    "Status": ("eventvault.status", "Status"),
     "Commands": ("eventvault.domain", "Commands"),
     "SnapshotResult": ("eventvault.snapshot", "SnapshotResult"),
     "ReplayResult": ("eventvault.replay", "ReplayResult"),

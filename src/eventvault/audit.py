@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, select
-
-from eventvault import store, vault_schema
+from eventvault import log_read, vault_schema
 from eventvault.errors import EntityAbsentError, IntegrityError, UsageError
 from eventvault.events import (
     ACCESS_DENIED,
@@ -34,9 +32,10 @@ from eventvault.events import (
     FieldValue,
     us_to_iso,
 )
+from eventvault.log_read import EVENT_COLUMNS, row_to_event
+from eventvault.reader import Reader
 from eventvault.schemadoc import TypeSpec
 from eventvault.system import system_uuid
-from eventvault.tables import events, projection_for
 from eventvault.timeline import Names
 
 if TYPE_CHECKING:
@@ -46,6 +45,8 @@ DEFAULT_LIMIT = 100
 
 # A reference is shown as the UUID it holds and the name of the entity it points at.
 Value = FieldValue | dict[str, str | None]
+# A condition on the log's columns, `?` marking where its value goes ("actor_id = ?", id).
+Condition = tuple[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,26 +117,26 @@ class EntityState:
 # --- the queries ------------------------------------------------------------------------
 
 @contextmanager
-def _reading(source: Vault | Connection) -> Iterator[Connection]:
-    """The caller's connection as it is, or one read transaction of the vault."""
-    if isinstance(source, Connection):
+def _reading(source: Vault | Reader) -> Iterator[Reader]:
+    """The caller's Reader as it is, or one read transaction of the vault."""
+    if isinstance(source, Reader):
         yield source
     else:
-        with source.reading() as connection:
-            yield connection
+        with source.read() as reader:
+            yield reader
 
 
-def _names(connection: Connection) -> Names:
+def _names(reader: Reader) -> Names:
     """Timelines in the names of the vault's current schema (old events upcast)."""
-    return Names(connection, vault_schema.history(connection))
+    return Names(reader, vault_schema.history(reader))
 
 
-def history(source: Vault | Connection, ref: str) -> History:
+def history(source: Vault | Reader, ref: str) -> History:
     """Every event of one entity in seq order, a deleted one included."""
-    with _reading(source) as connection:
-        target = resolve_ref(connection, ref)
-        log = _entity_log(connection, target)
-        names = _names(connection)
+    with _reading(source) as reader:
+        target = resolve_ref(reader, ref)
+        log = _entity_log(reader, target)
+        names = _names(reader)
         names.seed(target.entity_id, target.entity_type, log)
         names.prefetch(log)
         return History(
@@ -147,43 +148,42 @@ def history(source: Vault | Connection, ref: str) -> History:
 
 
 def actor_events(
-    source: Vault | Connection, username: str, *, since: int | None = None,
+    source: Vault | Reader, username: str, *, since: int | None = None,
     until: int | None = None, after: int = 0, limit: int = DEFAULT_LIMIT,
 ) -> Page:
     """What one actor did (a user deleted since included), one page in seq order."""
-    with _reading(source) as connection:
-        actor = resolve_user(connection, username)
-        return _page(connection, [events.c.actor_id == actor.entity_id], since, until, after,
-                     limit)
+    with _reading(source) as reader:
+        actor = resolve_user(reader, username)
+        return _page(reader, [("actor_id = ?", actor.entity_id)], since, until, after, limit)
 
 
 def log(
-    source: Vault | Connection, *, type_name: str | None = None, actor: str | None = None,
+    source: Vault | Reader, *, type_name: str | None = None, actor: str | None = None,
     since: int | None = None, until: int | None = None, after: int = 0,
     limit: int = DEFAULT_LIMIT,
 ) -> Page:
     """The event log filtered by entity type, actor and time, one page in seq order."""
-    with _reading(source) as connection:
-        conditions: list[ColumnElement[bool]] = []
+    with _reading(source) as reader:
+        conditions: list[Condition] = []
         if type_name is not None:
-            conditions.append(events.c.entity_type == _spec(connection, type_name).name)
+            conditions.append(("entity_type = ?", _spec(reader, type_name).name))
         if actor is not None:
-            conditions.append(events.c.actor_id == resolve_user(connection, actor).entity_id)
-        return _page(connection, conditions, since, until, after, limit)
+            conditions.append(("actor_id = ?", resolve_user(reader, actor).entity_id))
+        return _page(reader, conditions, since, until, after, limit)
 
 
-def as_of(source: Vault | Connection, ref: str, at: int) -> EntityState:
+def as_of(source: Vault | Reader, ref: str, at: int) -> EntityState:
     """One entity's fields at a moment, folded from its events up to that moment.
 
     A moment before its creation or after its deletion is an EntityAbsentError saying
     which, never an empty answer.
     """
-    with _reading(source) as connection:
-        target = resolve_ref(connection, ref)
-        log = _entity_log(connection, target)
-        names = _names(connection)
+    with _reading(source) as reader:
+        target = resolve_ref(reader, ref)
+        log = _entity_log(reader, target)
+        names = _names(reader)
         timeline = names.seed(target.entity_id, target.entity_type, log)
-        cut = store.last_seq_until(connection, at)
+        cut = log_read.last_seq_until(reader, at)
         state = timeline.at(cut)
         upto = [event for event in log if event.seq <= cut]
         if state is None:
@@ -213,7 +213,7 @@ def as_of(source: Vault | Connection, ref: str, at: int) -> EntityState:
 
 # --- references: REF and usernames to entities -------------------------------------------
 
-def resolve_ref(connection: Connection, ref: str) -> EntityRef:
+def resolve_ref(reader: Reader, ref: str) -> EntityRef:
     """An entity by UUID, `type:UUID`, `type:name` or plain username, deleted ones included.
 
     A name is looked up among live entities first; an entity deleted since is found through
@@ -227,25 +227,25 @@ def resolve_ref(connection: Connection, ref: str) -> EntityRef:
     if not _is_uuid(text):
         type_name, colon, rest = text.partition(":")
         if colon:
-            _spec(connection, type_name)  # an unknown type: a UsageError naming the known
+            _spec(reader, type_name)  # an unknown type: a UsageError naming the known
             key = rest
         else:
             type_name, key = "user", text  # a plain word is a username
     if _is_uuid(key):
         entity_id = str(uuid.UUID(key))
-        found = _type_of(connection, entity_id)
+        found = _type_of(reader, entity_id)
         if found is None:
             raise UsageError(f"unknown entity {ref!r}: no event in this vault is about {entity_id}")
         if type_name is not None and found != type_name:
             raise UsageError(f"{ref!r}: {entity_id} is a {found}, not a {type_name}")
         return EntityRef(found, entity_id)
     assert type_name is not None
-    return EntityRef(type_name, _find_by_name(connection, type_name, key))
+    return EntityRef(type_name, _find_by_name(reader, type_name, key))
 
 
-def _spec(connection: Connection, type_name: str) -> TypeSpec:
+def _spec(reader: Reader, type_name: str) -> TypeSpec:
     """A type of the vault's own schema; an unknown one is a UsageError naming the known."""
-    schema = vault_schema.history(connection).catalog.schema
+    schema = vault_schema.history(reader).catalog.schema
     found = schema.type(type_name)
     if found is None:
         raise UsageError(f"unknown entity type {type_name!r}; known types: "
@@ -253,33 +253,32 @@ def _spec(connection: Connection, type_name: str) -> TypeSpec:
     return found
 
 
-def resolve_user(connection: Connection, username: str) -> EntityRef:
-    found = resolve_ref(connection, username)
+def resolve_user(reader: Reader, username: str) -> EntityRef:
+    found = resolve_ref(reader, username)
     if found.entity_type != "user":
         raise UsageError(f"{username!r} is a {found.entity_type}, not a user")
     return found
 
 
-def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
-    names = _names(connection)
+def _find_by_name(reader: Reader, type_name: str, key: str) -> str:
+    names = _names(reader)
     field = names.name_field(type_name)
-    spec = _spec(connection, type_name)
+    spec = _spec(reader, type_name)
     if not field or spec.field(field) is None:
         raise UsageError(f"a {type_name} has no name to find it by; give its UUID")
-    table = projection_for(vault_schema.history(connection).catalog)[type_name]
-    live = connection.execute(
-        select(table.c.uuid).where(table.c[field] == key).limit(2)
-    ).scalars().all()
+    # The projection table of the type; a plain field's column bears the field's name.
+    live = reader.rows(f"SELECT uuid FROM {reader.quote(spec.table)} "
+                       f"WHERE {reader.quote(field)} = ? LIMIT 2", (key,))
     if len(live) > 1:
         raise UsageError(f"more than one {type_name} has {field} {key!r}; give its UUID")
     if live:
-        return str(live[0])
+        return str(live[0][0])
     # System entities have deterministic UUIDs: one index probe before any scan.
     if spec.natural_key == (field,):
         system_id = system_uuid(type_name, key)
-        if _type_of(connection, system_id) == type_name:
+        if _type_of(reader, system_id) == type_name:
             return system_id
-    former = _find_former(connection, names, type_name, field, key)
+    former = _find_former(reader, names, type_name, field, key)
     if former is None:
         raise UsageError(
             f"unknown {type_name} {key!r}: no {type_name} in this vault has ever had "
@@ -288,7 +287,7 @@ def _find_by_name(connection: Connection, type_name: str, key: str) -> str:
     return former
 
 
-def _find_former(connection: Connection, names: Names, type_name: str, field: str, key: str
+def _find_former(reader: Reader, names: Names, type_name: str, field: str, key: str
                  ) -> str | None:
     """The entity that last carried a name it no longer has (deleted or renamed).
 
@@ -296,22 +295,19 @@ def _find_former(connection: Connection, names: Names, type_name: str, field: st
     newest first and stops at the first match. Only names unknown to the projection get
     here; a UUID or a live name never does.
     """
-    query = (
-        select(*store.EVENT_COLUMNS)
-        .where(events.c.entity_type == type_name, events.c.event_type.in_((CREATED, UPDATED)))
-        .order_by(events.c.seq.desc())
-    )
-    result = connection.execute(query, execution_options={"yield_per": 1000})
-    for row in result:
-        event = store.row_to_event(row)
-        if names.fields(event).get(field) == key:  # old events: the field's name now
-            result.close()
-            return event.entity_id
+    with closing(reader.stream(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE entity_type = ? "
+            "AND event_type IN (?, ?) ORDER BY seq DESC", (type_name, CREATED, UPDATED))
+    ) as rows:
+        for row in rows:
+            event = row_to_event(row)
+            if names.fields(event).get(field) == key:  # old events: the field's name now
+                return event.entity_id
     return None
 
 
-def _entity_log(connection: Connection, target: EntityRef) -> list[Event]:
-    log = store.entity_events(connection, target.entity_id)
+def _entity_log(reader: Reader, target: EntityRef) -> list[Event]:
+    log = log_read.entity_events(reader, target.entity_id)
     if not log:  # only a projection changed behind the log's back gets here
         raise IntegrityError(
             f"{target.entity_type} {target.entity_id} is in the projection but has no event "
@@ -320,11 +316,10 @@ def _entity_log(connection: Connection, target: EntityRef) -> list[Event]:
     return log
 
 
-def _type_of(connection: Connection, entity_id: str) -> str | None:
-    return connection.execute(
-        select(events.c.entity_type).where(events.c.entity_id == entity_id)
-        .order_by(events.c.entity_version).limit(1)
-    ).scalar()
+def _type_of(reader: Reader, entity_id: str) -> str | None:
+    found = reader.scalar("SELECT entity_type FROM events WHERE entity_id = ? "
+                          "ORDER BY entity_version LIMIT 1", (entity_id,))
+    return None if found is None else str(found)
 
 
 def _is_uuid(text: str) -> bool:
@@ -338,8 +333,8 @@ def _is_uuid(text: str) -> bool:
 # --- time to seq -------------------------------------------------------------------------
 
 def _page(
-    connection: Connection, conditions: list[ColumnElement[bool]], since: int | None,
-    until: int | None, after: int, limit: int,
+    reader: Reader, conditions: list[Condition], since: int | None, until: int | None,
+    after: int, limit: int,
 ) -> Page:
     if limit < 1:
         raise UsageError(f"a page holds at least one event, not {limit}")
@@ -349,18 +344,19 @@ def _page(
     # (entity_type, seq) from its first row instead of filtering on recorded_at.
     low = after + 1
     if since is not None:
-        first = store.first_seq_from(connection, since)
+        first = log_read.first_seq_from(reader, since)
         if first is None:
             return Page([], None)
         low = max(low, first)
-    conditions = [*conditions, events.c.seq >= low]
+    conditions = [*conditions, ("seq >= ?", low)]
     if until is not None:
-        conditions.append(events.c.seq <= store.last_seq_until(connection, until))
-    rows = connection.execute(
-        select(*store.EVENT_COLUMNS).where(*conditions).order_by(events.c.seq).limit(limit + 1)
-    ).all()
-    found = [store.row_to_event(row) for row in rows[:limit]]
-    names = _names(connection)
+        conditions.append(("seq <= ?", log_read.last_seq_until(reader, until)))
+    rows = reader.rows(
+        f"SELECT {EVENT_COLUMNS} FROM events "
+        f"WHERE {' AND '.join(sql for sql, _value in conditions)} "
+        f"ORDER BY seq LIMIT {int(limit) + 1}", tuple(value for _sql, value in conditions))
+    found = [row_to_event(row) for row in rows[:limit]]
+    names = _names(reader)
     names.prefetch(found)
     described = [describe(event, names) for event in found]
     return Page(described, found[-1].seq if len(rows) > limit else None)

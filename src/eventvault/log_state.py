@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
-
-from sqlalchemy import Connection, select
+from typing import TYPE_CHECKING
 
 from eventvault import codec, storage, vault_schema
 from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, schema_from_payload
@@ -33,7 +33,10 @@ from eventvault.events import (
     unpack_payload,
 )
 from eventvault.fold import SchemaHistory, StateFold, entity_values
-from eventvault.tables import events, log_state
+from eventvault.reader import Reader, as_reader
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 REPAIR = "run `eventvault verify`, then `eventvault rebuild --as ADMIN`"
 
@@ -52,43 +55,53 @@ class LogState:
         return f"{self.digest % MODULUS:064x}"
 
 
-def load(connection: Connection) -> LogState | None:
-    row = connection.execute(select(log_state).where(log_state.c.id == 1)).first()
+def load(source: Reader | Connection) -> LogState | None:
+    reader = as_reader(source)
+    row = reader.first("SELECT head_seq, head_hash, state_digest, counts FROM log_state "
+                       "WHERE id = 1")
     if row is None:
         return None
-    counts = vault_schema.history(connection).catalog.zero_counts()
-    counts.update(json.loads(row.counts))
-    return LogState(row.head_seq, bytes(row.head_hash), int(row.state_digest, 16), counts)
+    head_seq, head_hash, state_digest, stored_counts = row
+    counts = vault_schema.history(reader).catalog.zero_counts()
+    counts.update(json.loads(stored_counts))
+    return LogState(int(head_seq), bytes(head_hash), int(state_digest, 16), counts)
 
 
 def save(connection: Connection, state: LogState) -> None:
-    values = {"head_seq": state.head_seq, "head_hash": state.head_hash,
-              "state_digest": state.state_digest,
-              "counts": json.dumps(state.counts, sort_keys=True)}
-    if connection.execute(log_state.update().where(log_state.c.id == 1).values(**values)
-                          ).rowcount == 0:
-        connection.execute(log_state.insert().values(id=1, **values))
+    values = (state.head_seq, state.head_hash, state.state_digest,
+              json.dumps(state.counts, sort_keys=True))
+    if connection.exec_driver_sql(
+            _marked(connection, "UPDATE log_state SET head_seq = ?, head_hash = ?, "
+                                "state_digest = ?, counts = ? WHERE id = 1"), values
+    ).rowcount == 0:
+        connection.exec_driver_sql(
+            _marked(connection, "INSERT INTO log_state (id, head_seq, head_hash, "
+                                "state_digest, counts) VALUES (1, ?, ?, ?, ?)"), values)
+
+
+def _marked(connection: Connection, sql: str) -> str:
+    return as_reader(connection).sql(sql)
 
 
 def from_fold(fold: StateFold, head_hash: bytes) -> LogState:
     return LogState(fold.last_seq, head_hash, int(fold.digest(), 16), dict(fold.counts))
 
 
-def compute(connection: Connection) -> LogState:
+def compute(source: Reader | Connection) -> LogState:
     """Fold the whole log: what the maintained values must be (an upgrade computes them so)."""
     fold, head_hash = StateFold(), GENESIS_HASH
-    rows = connection.execute(select(events.c.record, events.c.hash).order_by(events.c.seq),
-                              execution_options={"yield_per": 5000})
-    for stored, digest in rows:
-        head_hash = bytes(digest)
-        fold.apply(decode_record(codec.from_stored(bytes(stored)), head_hash))
+    with closing(as_reader(source).stream("SELECT record, hash FROM events ORDER BY seq")
+                 ) as rows:
+        for stored, digest in rows:
+            head_hash = bytes(digest)
+            fold.apply(decode_record(codec.from_stored(bytes(stored)), head_hash))
     return from_fold(fold, head_hash)
 
 
-def current(connection: Connection) -> LogState:
+def current(source: Reader | Connection) -> LogState:
     """The maintained values; folded from the log if a vault has none yet (an upgrade made
     outside `eventvault init`)."""
-    return load(connection) or compute(connection)
+    return load(source) or compute(source)
 
 
 class Tracker:

@@ -29,7 +29,16 @@ from pathlib import Path
 from sqlalchemy import Connection, inspect
 
 from eventvault import engine as engines
-from eventvault import log_state, projection, schema, storage, store, vault_schema
+from eventvault import (
+    log_read,
+    log_state,
+    projection,
+    schema,
+    storage,
+    store,
+    vault_schema,
+    vault_tables,
+)
 from eventvault.catalog import Catalog
 from eventvault.digest import state_digest
 from eventvault.domain import Actor, Commands
@@ -174,7 +183,7 @@ def _replay_beside(
                 beside.connect(write=True, create=True, bulk=True) as building:
             result = _replay_into(building, readers, stop, actor, progress)
         if swap:  # the build committed and its connections are closed: nothing holds it
-            engine_storage.swap_in(connection, built, vault_schema.own_tables(connection))
+            engine_storage.swap_in(connection, built, vault_tables.own_tables(connection))
     return result
 
 
@@ -271,7 +280,7 @@ def _replay_into(
     progress: Progress | None,
 ) -> ReplayResult:
     if schema.is_vault(connection):
-        vault_schema.drop_vault(connection)
+        vault_tables.drop_vault(connection)
     schema.upgrade(connection)
     header = readers[0].header
     connection.execute(vault_meta.insert(), [
@@ -300,7 +309,7 @@ def _replay_into(
     folded = _FoldedState(fold.final_digest() if expected is None else None,
                           dict(fold.counts))
     catalog = fold.catalog
-    if vault_schema.use_tables(connection, catalog):  # a declared schema's own tables
+    if vault_tables.use_tables(connection, catalog):  # a declared schema's own tables
         table_indexes = []  # dropped with the dms tables; the new ones are built with theirs
     # The fold's entities become the rows (and are given up): never both held in full.
     projection.load_rows(connection, catalog, projection_rows(fold, give_up=True))
@@ -311,7 +320,7 @@ def _replay_into(
     # The state maintained with the log, as verified (the restore_job below updates it).
     log_state.save(connection, log_state.LogState(last_seq, last_hash, int(digest, 16),
                                                   dict(folded.counts)))
-    head = store.read_head(connection)
+    head = log_read.read_head(connection)
     requester = _actor(connection, actor)
     commands = Commands(connection, store.Appender(connection), requester, "restore")
     note = f"replayed {len(readers)} package(s) to seq {stop} (head {head.hash.hex()[:16]})"

@@ -13,14 +13,16 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, inspect, text
-
 import eventvault.migrations
+from eventvault import reader as readers
 from eventvault import storage
 from eventvault.errors import NotAVaultError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Connection
+
+    from eventvault.reader import Reader
 
 MIGRATIONS = Path(eventvault.migrations.__file__).parent
 VERSION_TABLE = "alembic_version"  # alembic's default, which migrations/env.py keeps
@@ -56,14 +58,15 @@ def head_revision() -> str:
     return heads.pop()
 
 
-def current_revision(connection: Connection) -> str | None:
+def current_revision(source: Reader | Connection) -> str | None:
     """The vault's revision, read as alembic stores it (one row, one column)."""
-    if not inspect(connection).has_table(VERSION_TABLE):
+    reader = readers.as_reader(source)
+    if not reader.has_table(VERSION_TABLE):
         return None
-    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    rows = reader.rows(f"SELECT version_num FROM {VERSION_TABLE}")
     if len(rows) > 1:
         raise NotAVaultError(f"the vault records {len(rows)} schema revisions; expected one")
-    return rows[0] if rows else None
+    return str(rows[0][0]) if rows else None
 
 
 def upgrade(connection: Connection) -> None:
@@ -81,15 +84,15 @@ def drop_all(connection: Connection) -> None:
     command.downgrade(_config(connection), "base")
 
 
-def is_vault(connection: Connection) -> bool:
-    return inspect(connection).has_table("events")
+def is_vault(source: Reader | Connection) -> bool:
+    return readers.as_reader(source).has_table("events")
 
 
-def require_current(connection: Connection, where: str) -> None:
+def require_current(source: Reader | Connection, where: str) -> None:
     """Refuse to work on a database that is not a vault at the schema this code needs."""
-    if not is_vault(connection):
+    if not is_vault(source):
         raise NotAVaultError(f"{where} is not an EventVault vault; run `eventvault init` first")
-    revision = current_revision(connection)
+    revision = current_revision(source)
     if revision != head_revision():
         raise NotAVaultError(
             f"{where} has schema revision {revision or 'none'}, this eventvault needs "

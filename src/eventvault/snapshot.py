@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from eventvault import codec, log_state, schema, store
+from eventvault import codec, log_read, log_state, schema, store
 from eventvault.catalog import SCHEMA_TYPE
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import (
@@ -73,10 +73,10 @@ def snapshot(
     own_transaction = connection is None  # (a replace's holds every table locked)
     with (nullcontext(connection) if connection is not None
           else vault.reading(consistent=True)) as connection:
-        head = store.read_head(connection)
+        head = log_read.read_head(connection)
         stop = head.seq if until_seq is None else until_seq
         if at is not None:
-            stop = min(stop, store.seq_at_time(connection, at))
+            stop = min(stop, log_read.seq_at_time(connection, at))
         if stop < 0 or stop > head.seq:
             raise UsageError(f"seq {stop} is beyond the vault's head (seq {head.seq})")
         base_seq, base_hash = 0, GENESIS_HASH
@@ -113,7 +113,7 @@ def snapshot(
 
 def _write_events(
     connection: Connection, writer: PackageWriter, base_seq: int, base_hash: bytes, stop: int,
-    head: store.Head, warnings: list[str], tables: PendingFigures,
+    head: log_read.Head, warnings: list[str], tables: PendingFigures,
     progress: Progress | None = None,
 ) -> PackageFooter:
     """Stream the stored records into the package, checking the chain as they pass.

@@ -6,35 +6,26 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, select
 from sqlalchemy import exc as sa_exc
 
 from eventvault import codec, storage
 from eventvault.engine import authenticated_principal
-from eventvault.errors import ConcurrencyError, UsageError
+from eventvault.errors import ConcurrencyError
 from eventvault.events import (
-    GENESIS_HASH,
     Event,
     FieldValue,
     chain_hash,
-    decode_record,
     encode_record,
     event_id,
     now_us,
     pack_payload,
-    us_to_iso,
 )
+from eventvault.log_read import Head, read_head, row_to_event
 from eventvault.log_state import Tracker
 from eventvault.tables import events
 
 READ_BATCH = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    seq: int
-    hash: bytes
-    recorded_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +40,6 @@ class NewEvent:
     fields: Mapping[str, FieldValue]
     reason: str | None = None
     schema_version: int | None = None  # None: the vault's current one (a schema event: its own)
-
-
-def read_head(connection: Connection) -> Head:
-    row = connection.execute(
-        select(events.c.seq, events.c.hash, events.c.recorded_at)
-        .order_by(events.c.seq.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return Head(0, GENESIS_HASH, 0)
-    return Head(row.seq, bytes(row.hash), row.recorded_at)
 
 
 class Appender:
@@ -167,16 +147,6 @@ def insert_records(connection: Connection, fields: list[list[Any]], records: lis
         connection, [c.name for c in events.columns], rows, bulk=True)
 
 
-# An event is read back from its record alone: the other columns are only its index.
-EVENT_COLUMNS = (events.c.record, events.c.hash)
-
-
-def row_to_event(row: Row[tuple[object, ...]] | tuple[object, ...]) -> Event:
-    """An Event from a row of EVENT_COLUMNS."""
-    stored, digest = row
-    return decode_record(codec.from_stored(bytes(stored)), bytes(digest))  # type: ignore[arg-type]
-
-
 def stream_rows(connection: Connection, sql: str, parameters: tuple[object, ...] = ()
                 ) -> Iterator[tuple[Any, ...]]:
     """Rows of a plain SQL query straight from the driver, streamed in batches.
@@ -184,60 +154,18 @@ def stream_rows(connection: Connection, sql: str, parameters: tuple[object, ...]
     For the bulk readers (snapshot), where SQLAlchemy's per-row Result machinery cost as much
     as the database itself. `?` in `sql` is the parameter marker on every engine.
     """
-    return storage.for_connection(connection).stream_rows(connection, sql, parameters)
+    return storage.for_connection(connection).stream_rows(
+        connection.connection.driver_connection, sql, parameters)
 
 
 def read_events(
     connection: Connection, after_seq: int = 0, until_seq: int | None = None
 ) -> Iterator[Event]:
     """Every event after `after_seq` (up to `until_seq`) in seq order, streamed in batches."""
-    query = select(*EVENT_COLUMNS).where(events.c.seq > after_seq).order_by(events.c.seq)
+    query = (select(events.c.record, events.c.hash).where(events.c.seq > after_seq)
+             .order_by(events.c.seq))
     if until_seq is not None:
         query = query.where(events.c.seq <= until_seq)
     result = connection.execute(query, execution_options={"yield_per": READ_BATCH})
     for row in result:
         yield row_to_event(row)
-
-
-def first_seq_from(connection: Connection, moment: int) -> int | None:
-    """The first seq recorded at or after `moment`, None if nothing was.
-
-    Two index look-ups on recorded_at, never a walk of the log.
-    """
-    at = connection.execute(
-        select(events.c.recorded_at).where(events.c.recorded_at >= moment)
-        .order_by(events.c.recorded_at).limit(1)
-    ).scalar()
-    if at is None:
-        return None
-    return int(connection.execute(
-        select(func.min(events.c.seq)).where(events.c.recorded_at == at)
-    ).scalar_one())
-
-
-def last_seq_until(connection: Connection, moment: int) -> int:
-    """The last seq recorded at or before `moment`, 0 if nothing was."""
-    at = connection.execute(
-        select(events.c.recorded_at).where(events.c.recorded_at <= moment)
-        .order_by(events.c.recorded_at.desc()).limit(1)
-    ).scalar()
-    if at is None:
-        return 0
-    return int(connection.execute(
-        select(func.max(events.c.seq)).where(events.c.recorded_at == at)
-    ).scalar_one())
-
-
-def seq_at_time(connection: Connection, moment: int) -> int:
-    """Like last_seq_until, but a time before the first event is an error, not seq 0."""
-    found = last_seq_until(connection, moment)
-    if found == 0:
-        raise UsageError(
-            f"{us_to_iso(moment)} is before the vault's first event; nothing existed yet"
-        )
-    return found
-
-
-def entity_events(connection: Connection, entity_id: str) -> list[Event]:
-    query = select(*EVENT_COLUMNS).where(events.c.entity_id == entity_id).order_by(events.c.seq)
-    return [row_to_event(row) for row in connection.execute(query)]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from eventvault import projection, store, vault_schema
+from eventvault import log_read, projection, vault_schema
 from eventvault.digest import state_digest
 from eventvault.vault import Vault
 
@@ -49,7 +49,7 @@ class TableFigures:
 
 def table_figures(connection: Connection) -> TableFigures:
     catalog = vault_schema.history(connection).catalog
-    head = store.read_head(connection)
+    head = log_read.read_head(connection)
     return TableFigures(head.seq, head.hash, projection.counts(connection, catalog),
                         state_digest(projection.read_state(connection, catalog)))
 
@@ -77,7 +77,7 @@ class PendingFigures:
         except OSError:
             self.cancel()
 
-    def figures(self, connection: Connection, head: store.Head) -> TableFigures:
+    def figures(self, connection: Connection, head: log_read.Head) -> TableFigures:
         """The tables' figures at `head`: the helper's if it read them there, else read now
         in `connection` (the snapshot's own transaction)."""
         found = self._receive()

@@ -12,15 +12,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
-
-from eventvault import store
 from eventvault.catalog import SCHEMA_TYPE
 from eventvault.errors import SchemaError
 from eventvault.events import ACCESS_DENIED, CREATED, DELETED, Event, FieldValue
 from eventvault.fold import SchemaHistory
+from eventvault.log_read import EVENT_COLUMNS, row_to_event
+from eventvault.reader import Reader
 from eventvault.story_names import story_names
-from eventvault.tables import events
 
 # The readable name of the story's types, in the story's field names (story_names.py): a
 # field of its own or, for a type without one, the name of what one of its references points
@@ -138,9 +136,9 @@ class Names:
     runs in constant memory; an evicted timeline is simply loaded again when it is needed.
     """
 
-    def __init__(self, connection: Connection, history: SchemaHistory,
+    def __init__(self, reader: Reader, history: SchemaHistory,
                  capacity: int = CACHE_ENTITIES) -> None:
-        self._connection = connection
+        self._reader = reader
         self.history = history
         self._facts = type_facts(history)
         self._capacity = capacity
@@ -165,14 +163,12 @@ class Names:
                    if entity_id not in self._cache]
         for start in range(0, len(missing), LOAD_BATCH):
             grouped: dict[str, list[Event]] = {i: [] for i in missing[start:start + LOAD_BATCH]}
-            rows = self._connection.execute(
-                select(*store.EVENT_COLUMNS)
-                .where(events.c.entity_id.in_(list(grouped)),
-                       events.c.event_type != ACCESS_DENIED)
-                .order_by(events.c.seq)
-            )
+            rows = self._reader.rows(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE entity_id IN "
+                f"({', '.join('?' * len(grouped))}) AND event_type <> ? ORDER BY seq",
+                (*grouped, ACCESS_DENIED))
             for row in rows:
-                event = store.row_to_event(row)
+                event = row_to_event(row)
                 grouped[event.entity_id].append(event)
             for entity_id, found in grouped.items():
                 self._put(entity_id, fold_timeline(found[0].entity_type, found, self.history)

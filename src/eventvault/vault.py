@@ -8,14 +8,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
 
 from eventvault import engine as engines
 from eventvault import (
-    log_state,
+    log_read,
     permissions,
     projection,
     schema,
@@ -24,46 +23,26 @@ from eventvault import (
     store,
     values,
     vault_schema,
+    vault_tables,
 )
 from eventvault.catalog import SCHEMA_ENTITY, SCHEMA_TYPE, compile_schema, schema_fields
+from eventvault.db_errors import connection_errors
 from eventvault.domain import Commands
 from eventvault.entities import Actor
 from eventvault.entity_commands import EntityCommands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
+from eventvault.reader import Reader, as_reader
 from eventvault.rebuild import RebuildResult, rebuild_tables
 from eventvault.schemadoc import Change, Schema, canonical
+from eventvault.status import Status, read_status
 from eventvault.system import SYSTEM_ACTOR, SYSTEM_ENTITIES, system_uuid, vault_created_reason
 from eventvault.tables import events as events_table
 from eventvault.tables import projection as tables
 from eventvault.tables import projection_for, vault_meta
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Status:
-    """What `Vault.status` reports."""
-
-    vault_id: str
-    head_seq: int
-    head_hash: str
-    state_digest: str
-    counts: dict[str, int]
-    url: str = ""  # the vault's URL, its password left out
-    schema_revision: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "vault_id": self.vault_id,
-            "url": self.url,
-            "schema_revision": self.schema_revision,
-            "head_seq": self.head_seq,
-            "head_hash": self.head_hash,
-            "state_digest": self.state_digest,
-            "counts": self.counts,
-        }
 
 
 class Vault:
@@ -116,7 +95,7 @@ class Vault:
         bulk_mode = bulk and engine_storage.bulk_mode_applies(self.url)
         if bulk_mode:
             self.engine.dispose()  # e.g. leaving SQLite's WAL mode needs the only connection
-        with engines.connection_errors(self.url) as opened, self.engine.connect() as connection:
+        with connection_errors(self.where) as opened, self.engine.connect() as connection:
             opened.set()
             if bulk_mode:
                 engine_storage.enter_bulk_mode(connection)
@@ -140,6 +119,13 @@ class Vault:
         with self.connect(consistent=consistent) as connection:
             schema.require_current(connection, self.where)
             yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Reader]:
+        """`reading` as a plain DB-API Reader (reader.py): what `status` and the audit read
+        through, on every engine."""
+        with self.reading() as connection:
+            yield as_reader(connection)
 
     @contextmanager
     def write(
@@ -223,7 +209,7 @@ class Vault:
             kept = None  # the vault starts again with the schema it has now
             if schema.is_vault(connection):
                 kept = vault_schema.history(connection).catalog.schema
-                vault_schema.drop_vault(connection)
+                vault_tables.drop_vault(connection)
             return self._initialise(connection, kept)
 
     def _initialise(self, connection: Connection, declared: Schema | None = None) -> int:
@@ -242,7 +228,7 @@ class Vault:
                     f"{catalog.version}; change it with `eventvault schema apply`")
             # A vault for a declared schema: its tables, and the schema as the log's seq 1.
             catalog = compile_schema(declared)
-            vault_schema.use_tables(connection, catalog)
+            vault_tables.use_tables(connection, catalog)
             appender.append(store.NewEvent(
                 SCHEMA_TYPE, SCHEMA_ENTITY, 1, CREATED, actor.id, schema_fields(declared),
                 reason, schema_version=declared.version))
@@ -332,30 +318,18 @@ class Vault:
     # --- questions -----------------------------------------------------------------------
 
     def vault_id(self, connection: Connection) -> str:
-        return str(connection.execute(
-            select(vault_meta.c.value).where(vault_meta.c.key == "vault_id")
-        ).scalar_one())
+        return log_read.vault_id(connection)
 
     def status(self) -> Status:
         """The head and the state digest and counts maintained with the log: read, never
         recomputed (`verify` recomputes them)."""
-        with self.reading() as connection:
-            head = store.read_head(connection)
-            state = log_state.current(connection)
-            return Status(
-                vault_id=self.vault_id(connection),
-                head_seq=head.seq,
-                head_hash=head.hash.hex(),
-                state_digest=state.state_digest,
-                counts=state.counts,
-                url=self.where,
-                schema_revision=schema.current_revision(connection),
-            )
+        with self.read() as reader:
+            return read_status(reader)
 
-    def head(self) -> store.Head:
+    def head(self) -> log_read.Head:
         """The last event's seq and chain hash (seq 0 and the genesis hash when none)."""
         with self.reading() as connection:
-            return store.read_head(connection)
+            return log_read.read_head(connection)
 
     def export(
         self, at_seq: int | None = None, at: int | None = None,
@@ -368,9 +342,9 @@ class Vault:
         """
         with self.reading() as connection:
             if at is not None:
-                found = store.seq_at_time(connection, at)
+                found = log_read.seq_at_time(connection, at)
                 at_seq = found if at_seq is None else min(at_seq, found)
-            head_seq = store.read_head(connection).seq
+            head_seq = log_read.read_head(connection).seq
             if at_seq is not None and not 0 < at_seq <= head_seq:
                 raise UsageError(f"seq {at_seq} is outside the log (1 to {head_seq})")
             if at_seq is None:
@@ -398,7 +372,7 @@ class Vault:
                 progress(given, given)
 
     def is_empty(self, connection: Connection) -> bool:
-        return not schema.is_vault(connection) or store.read_head(connection).seq == 0
+        return not schema.is_vault(connection) or log_read.read_head(connection).seq == 0
 
     def holds_only_system_entities(self, connection: Connection) -> bool:
         """Nothing but what `init` creates: every event is the creation of a system entity.

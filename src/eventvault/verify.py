@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from eventvault import codec, log_state, projection, store
+from eventvault import codec, log_read, log_state, projection
 from eventvault.errors import EventVaultError, IntegrityError
 from eventvault.events import GENESIS_HASH, chain_hash, decode_record, event_id
 from eventvault.fold import StateFold
@@ -130,7 +130,7 @@ def verify_vault(vault: Vault, expect_head: str | None = None,
     with vault.reading(consistent=True) as connection:
         previous, expected_seq, broken = GENESIS_HASH, 1, True
         meta_vault_id = vault.vault_id(connection)
-        total = store.read_head(connection).seq if progress else 0
+        total = log_read.read_head(connection).seq if progress else 0
         rows = connection.execute(
             select(*INDEX_COLUMNS, events.c.event_id, events.c.record, events.c.hash)
             .order_by(events.c.seq),
@@ -171,7 +171,7 @@ def verify_vault(vault: Vault, expect_head: str | None = None,
         if progress and sound:
             progress(total, total)
         report.events = expected_seq - 1
-        head = store.read_head(connection)
+        head = log_read.read_head(connection)
         report.head_seq, report.head_hash = head.seq, head.hash.hex()
         if expect_head is not None and head.hash.hex() != expect_head.strip().lower():
             report.findings.append(
@@ -222,7 +222,7 @@ def _meta_vault_id(connection: Connection) -> str | None:
         select(vault_meta.c.value).where(vault_meta.c.key == "vault_id")).scalar()
 
 
-def _compare_maintained(connection: Connection, fold: StateFold, head: store.Head,
+def _compare_maintained(connection: Connection, fold: StateFold, head: log_read.Head,
                         report: Report) -> None:
     """The state digest and counts maintained with every write against the fold."""
     kept = log_state.load(connection)

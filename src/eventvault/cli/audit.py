@@ -13,7 +13,7 @@ from eventvault.errors import UsageError
 from eventvault.events import parse_time, principal_text
 from eventvault.render import CSV_LINE_END, Column, Format, for_terminal, render
 
-if TYPE_CHECKING:  # the queries load SQLAlchemy: imported when a command runs, not for --help
+if TYPE_CHECKING:  # the queries and what they read: imported when a command runs, not for --help
     from eventvault import audit as queries
 
 DEFAULT_LIMIT = 100  # events a page by default; equal to audit.DEFAULT_LIMIT (a test says so)
@@ -84,7 +84,8 @@ def history(context: Context, ref: str, as_json: bool, as_csv: bool) -> None:
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
 
-    found = queries.history(context.vault, ref)
+    with context.reading() as reader:
+        found = queries.history(reader, ref)
     if fmt == "table":
         state = " (deleted)" if found.deleted else ""
         click.echo(for_terminal(
@@ -104,8 +105,12 @@ def actor(context: Context, username: str, since: int | None, until: int | None,
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
 
-    pages = Pages(lambda after, size: queries.actor_events(
-        context.vault, username, since=since, until=until, after=after, limit=size))
+    def page(after: int, size: int) -> queries.Page:
+        with context.reading() as reader:
+            return queries.actor_events(reader, username, since=since, until=until,
+                                        after=after, limit=size)
+
+    pages = Pages(page)
     _print(fmt, pages.records(after, limit),
            [SEQ, TIME, PRINCIPAL, ENTITY, EVENT, REASON, CHANGES])
     pages.tell_more(quiet)
@@ -125,9 +130,12 @@ def log(context: Context, type_name: str | None, actor_name: str | None,
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
 
-    pages = Pages(lambda after, size: queries.log(
-        context.vault, type_name=type_name, actor=actor_name, since=since, until=until,
-        after=after, limit=size))
+    def page(after: int, size: int) -> queries.Page:
+        with context.reading() as reader:
+            return queries.log(reader, type_name=type_name, actor=actor_name, since=since,
+                               until=until, after=after, limit=size)
+
+    pages = Pages(page)
     _print(fmt, pages.records(after, limit),
            [SEQ, TIME, ACTOR, PRINCIPAL, ENTITY, EVENT, REASON, CHANGES])
     pages.tell_more(quiet)
@@ -144,7 +152,8 @@ def as_of(context: Context, ref: str, moment: int, as_json: bool, as_csv: bool) 
     fmt = output_format(as_json, as_csv)
     from eventvault import audit as queries
 
-    state = queries.as_of(context.vault, ref, moment).as_json()
+    with context.reading() as reader:
+        state = queries.as_of(reader, ref, moment).as_json()
     if fmt == "json":
         click.echo(json.dumps(state, ensure_ascii=False, separators=(",", ":")))
         return

@@ -14,6 +14,7 @@ from eventvault.events import parse_time
 
 if TYPE_CHECKING:  # imported where used: `--help` and `--version` never load SQLAlchemy
     from eventvault.domain import Commands
+    from eventvault.reader import Reader
     from eventvault.vault import Vault
 
 
@@ -30,6 +31,15 @@ class Context:
 
             self._vault = Vault(self.db)
         return self._vault
+
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """One read transaction on the vault, as a plain DB-API Reader: a SQLite file's
+        without SQLAlchemy (reader.py)."""
+        from eventvault.reader import read_vault
+
+        with read_vault(self.db, lambda: self.vault) as reader:
+            yield reader
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -89,11 +89,14 @@ def demo(context: Context, scale: int) -> None:
 @pass_context
 def status(context: Context, as_json: bool) -> None:
     """Head of the chain, state digest and entity counts."""
-    found = context.vault.status()
+    from eventvault.status import read_status
+
+    with context.reading() as reader:
+        found = read_status(reader)
     if as_json:
         click.echo(json.dumps(found.as_json()))
         return
-    click.echo(f"vault           {context.vault.where}")
+    click.echo(f"vault           {found.url}")
     click.echo(f"vault id        {found.vault_id}")
     click.echo(f"head seq        {found.head_seq}")
     click.echo(f"head hash       {found.head_hash}")

@@ -133,7 +133,7 @@ def check_arguments(words: list[str]) -> None:
 
 
 def fail(message: str, code: int) -> int:
-    from eventvault.engine import without_password  # here: --help never loads SQLAlchemy
+    from eventvault.db_errors import without_password  # here: --version loads no database code
 
     # One line, never a database password, and nothing that could steer the terminal,
     # whatever the message was built from (for_terminal escapes line breaks too).
@@ -142,7 +142,7 @@ def fail(message: str, code: int) -> int:
 
 
 def describe(error: BaseException) -> str:
-    from eventvault.engine import describe as describe_error
+    from eventvault.db_errors import describe as describe_error
 
     return describe_error(error)
 

@@ -13,12 +13,14 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
-
-from sqlalchemy import Connection, Engine, Index, create_engine
-from sqlalchemy.engine.url import URL
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventvault.errors import UsageError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where an engine is made: the read commands'
+    # plain SQLite path (reader.py) uses this module without it
+    from sqlalchemy import Connection, Engine, Index
+    from sqlalchemy.engine.url import URL
 
 READ_BATCH = 5000
 # Execution option of a connection whose transaction will write (SQLite begins it IMMEDIATE).
@@ -39,6 +41,9 @@ class Storage(ABC):
     driver: ClassVar[str] = ""     # the driver package, when it is not the standard library's
     driver_extra: ClassVar[str] = ""  # the eventvault extra that installs it
     marker: ClassVar[str] = "%s"   # the driver's parameter marker (paramstyle)
+    identifier_quote: ClassVar[str] = '"'  # what encloses a table or column name in SQL
+    # One row if the table `?` exists where unqualified names resolve, none if not.
+    table_exists_sql: ClassVar[str]
     returning: ClassVar[bool] = False  # INSERT ... RETURNING id, else the cursor's lastrowid
     # CREATE/DROP TABLE roll back with the rest; where not, a replay builds beside the vault
     # and swaps (build_beside, swap_in)
@@ -52,6 +57,8 @@ class Storage(ABC):
         return url
 
     def create_engine(self, url: URL) -> Engine:
+        from sqlalchemy import create_engine
+
         return create_engine(url, pool_pre_ping=False)
 
     def file_path(self, url: URL) -> Path | None:
@@ -111,15 +118,20 @@ class Storage(ABC):
                f"VALUES ({', '.join([self.marker] * len(columns))})")
         connection.exec_driver_sql(sql, rows)
 
-    def _streaming_cursor(self, connection: Connection) -> Any:
-        """A driver cursor that fetches rows as they are asked for."""
-        return connection.connection.cursor()
+    def quote(self, name: str) -> str:
+        """A table or column name as SQL text, whatever words the engine reserves."""
+        mark = self.identifier_quote
+        return mark + name.replace(mark, mark * 2) + mark
 
-    def stream_rows(self, connection: Connection, sql: str, parameters: tuple[object, ...] = ()
-                    ) -> Iterator[tuple[Any, ...]]:
-        """Rows of a plain SQL query straight from the driver, streamed in batches. `?` in
-        `sql` is the parameter marker on every engine."""
-        cursor = self._streaming_cursor(connection)
+    def _streaming_cursor(self, driver_connection: Any) -> Any:
+        """A driver cursor that fetches rows as they are asked for."""
+        return driver_connection.cursor()
+
+    def stream_rows(self, driver_connection: Any, sql: str,
+                    parameters: tuple[object, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of a plain SQL query on the driver's (DB-API) connection, streamed in
+        batches. `?` in `sql` is the parameter marker on every engine."""
+        cursor = self._streaming_cursor(driver_connection)
         if self.marker != "?":
             sql = sql.replace("?", self.marker)
         try:

@@ -41,6 +41,9 @@ class MariaDBStorage(Storage):
     transactional_ddl: ClassVar[bool] = False
     # InnoDB keeps an index on every foreign key column and refuses to drop it.
     drops_foreign_key_indexes: ClassVar[bool] = False
+    identifier_quote: ClassVar[str] = "`"
+    table_exists_sql: ClassVar[str] = ("SELECT 1 FROM information_schema.tables "
+                                       "WHERE table_schema = DATABASE() AND table_name = ?")
 
     def normalise(self, url: URL) -> URL:
         if url.drivername in ("mysql", "mariadb"):
@@ -103,7 +106,7 @@ class MariaDBStorage(Storage):
         """
         connection.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
-    def _streaming_cursor(self, connection: Connection) -> Any:
+    def _streaming_cursor(self, driver_connection: Any) -> Any:
         """PyMySQL's default cursor reads a whole result into memory when it executes (a
         snapshot of a large vault held its whole log); SSCursor reads rows off the socket as
         fetchmany asks. Until its rows are read or it is closed (which reads the rest) the
@@ -113,7 +116,6 @@ class MariaDBStorage(Storage):
         pause longer (a slow package target), so the stream's session allows an hour."""
         from pymysql.cursors import SSCursor  # the driver, imported where it is needed
 
-        driver_connection = connection.connection.driver_connection
         with driver_connection.cursor() as cursor:
             cursor.execute(f"SET SESSION net_write_timeout = {STREAM_PAUSE}")
         return driver_connection.cursor(SSCursor)

@@ -23,6 +23,10 @@ class PostgreSQLStorage(Storage):
     driver = "psycopg"
     driver_extra = "postgres"
     returning: ClassVar[bool] = True
+    # As SQLAlchemy's has_table asks: a table visible on the search path.
+    table_exists_sql: ClassVar[str] = (
+        "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = ? AND c.relkind IN ('r', 'p') "
+        "AND pg_catalog.pg_table_is_visible(c.oid)")
 
     def normalise(self, url: URL) -> URL:
         if url.drivername in ("postgresql", "postgres"):
@@ -72,10 +76,9 @@ class PostgreSQLStorage(Storage):
             for row in rows:
                 copy.write_row(row)
 
-    def _streaming_cursor(self, connection: Connection) -> Any:
+    def _streaming_cursor(self, driver_connection: Any) -> Any:
         # A named (server-side) cursor, or the driver would fetch the whole result at once.
-        return connection.connection.driver_connection.cursor(
-            name=f"eventvault_stream_{next(_STREAMS)}")
+        return driver_connection.cursor(name=f"eventvault_stream_{next(_STREAMS)}")
 
     def move_id_sequence(self, cursor: Any, table: str, last_id: int) -> None:
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)",

@@ -6,13 +6,14 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import ClassVar
-
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine.url import URL
+from typing import TYPE_CHECKING, ClassVar
 
 from eventvault.errors import UsageError
 from eventvault.storage import GUARD_MESSAGE, WRITE, Storage
+
+if TYPE_CHECKING:  # imported where an engine is made (see storage/__init__.py)
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine.url import URL
 
 BUSY_TIMEOUT = "EVENTVAULT_BUSY_TIMEOUT"  # seconds a SQLite vault waits for another's lock
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -34,6 +35,8 @@ def busy_timeout() -> float:
 class SQLiteStorage(Storage):
     name = "SQLite"
     marker: ClassVar[str] = "?"
+    table_exists_sql: ClassVar[str] = \
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
     def file_path(self, url: URL) -> Path | None:
         if url.database in (None, "", ":memory:"):
@@ -41,9 +44,20 @@ class SQLiteStorage(Storage):
         return Path(url.database)
 
     def create_engine(self, url: URL) -> Engine:
+        from sqlalchemy import create_engine
+
         engine = create_engine(url, connect_args={"timeout": busy_timeout()})
         _configure(engine)
         return engine
+
+    def connect_read_only(self, path: Path) -> sqlite3.Connection:
+        """The file opened read-only, never created (the read commands' path without
+        SQLAlchemy, reader.py). Of the engine's settings (_configure) only the busy timeout
+        matters to a reader: foreign keys, the journal mode and synchronous govern writes,
+        and a read of a WAL-mode file is a WAL read whatever this connection asks. No
+        transaction begins by itself (isolation_level None): the reader begins one."""
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=busy_timeout(), isolation_level=None)
 
     # A replay into a new file runs with a rollback journal instead of the WAL, which would
     # otherwise receive every page once more (measured: 1.5x faster), and a larger page
@@ -89,6 +103,8 @@ class SQLiteStorage(Storage):
 
 
 def _configure(engine: Engine) -> None:
+    from sqlalchemy import event
+
     # pysqlite's own transaction handling would commit before DDL and defer BEGIN; take it
     # over so DDL is transactional and writers take the write lock up front (BEGIN
     # IMMEDIATE), which avoids deadlocks between two writers that both read first.
