@@ -81,8 +81,8 @@ def _time(vault: Vault, queries: list[tuple[Query, Callable[[], object]]]) -> Re
     through_vault, on_connection, plain = [], [], []
     for query, raw_query in queries:
         through_vault.append(_seconds(lambda q=query: q(vault)))
-        with vault.reading() as connection:
-            on_connection.append(_seconds(lambda q=query, c=connection: q(c)))
+        with vault.read() as reader:
+            on_connection.append(_seconds(lambda q=query, r=reader: q(r)))
         plain.append(_seconds(raw_query))
     return {
         "vault_ms": _summary(through_vault),
