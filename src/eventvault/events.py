@@ -76,8 +76,13 @@ class Event(NamedTuple):
         )
 
 
+# One Packer for every record and payload a command writes: msgpack.packb builds a new one
+# per call (as in digest.py). Packing holds the GIL throughout, so threads cannot mix.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 def pack_payload(fields: Mapping[str, FieldValue]) -> bytes:
-    return msgpack.packb(dict(sorted(fields.items())), use_bin_type=True)
+    return _pack(dict(sorted(fields.items())))
 
 
 def unpack_payload(payload: bytes) -> dict[str, FieldValue]:
@@ -93,7 +98,7 @@ def encode_record(
                          schema_version, actor_id, reason, recorded_at, payload]
     if principal is not None:  # none: the 10-element record of eventvault 0.1, byte for byte
         fields.append(dict(sorted(principal.items())))
-    return msgpack.packb(fields, use_bin_type=True)
+    return _pack(fields)
 
 
 def chain_hash(previous: bytes, record: bytes) -> bytes:

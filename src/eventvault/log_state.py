@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -147,8 +148,9 @@ class Tracker:
             known = self._entities[entity_id] = (type_name, values, version)
         return known[1], known[2]
 
-    def apply(self, event: Event) -> None:
-        """Account for an event about to be appended; a wrong version is refused."""
+    def apply(self, event: Event, fields: Mapping[str, FieldValue] | None = None) -> None:
+        """Account for an event about to be appended; a wrong version is refused.
+        `fields`: its payload's fields as the appender packed them (not unpacked again)."""
         type_name, entity_id = event.entity_type, event.entity_id
         if type_name == SCHEMA_TYPE:
             self._declare(event)
@@ -170,7 +172,7 @@ class Tracker:
                 f"{event.entity_version - 1} as the vault's tables say: they have drifted "
                 f"from the log; {REPAIR}"
             )
-        after = _after(self.history, event, before)
+        after = _after(self.history, event, before, fields)
         if event.event_type != ACCESS_DENIED:
             if before is not None:
                 self.state.digest -= entity_hash(type_name, entity_id, before)
@@ -202,13 +204,13 @@ class Tracker:
         save(self._connection, self.state)
 
 
-def _after(history: SchemaHistory, event: Event, before: list[FieldValue] | None
-           ) -> list[FieldValue] | None:
+def _after(history: SchemaHistory, event: Event, before: list[FieldValue] | None,
+           fields: Mapping[str, FieldValue] | None = None) -> list[FieldValue] | None:
     if event.event_type == DELETED:
         return None
     if event.event_type == ACCESS_DENIED:
         return before
-    changes = unpack_payload(event.payload)
+    changes = unpack_payload(event.payload) if fields is None else dict(fields)
     created = event.event_type == CREATED
     if event.schema_version != history.catalog.version:
         changes = history.upcast(event.seq, event.entity_type, event.schema_version, changes,

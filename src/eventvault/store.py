@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 from sqlalchemy import exc as sa_exc
@@ -28,9 +27,9 @@ from eventvault.tables import events
 READ_BATCH = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """What a command asks to record; the store gives it its seq, time and hash."""
+class NewEvent(NamedTuple):
+    """What a command asks to record; the store gives it its seq, time and hash. A
+    NamedTuple: one is built per command, and a frozen dataclass costs ~4x more to build."""
 
     entity_type: str
     entity_id: str
@@ -79,7 +78,7 @@ class Appender:
             schema_version, new.actor_id, new.reason, recorded_at, payload, digest,
             self.principal,
         )
-        self.tracker.apply(event)  # refuses a version the log does not continue
+        self.tracker.apply(event, new.fields)  # refuses a version the log does not continue
         self._pending.append((event, record))
         self.head = Head(seq, digest, recorded_at)
         if len(self._pending) >= self.FLUSH_EVERY:

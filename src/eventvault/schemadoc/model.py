@@ -6,7 +6,7 @@ would hold them, so the canonical form and the digest never depend on how a file
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eventvault.schemadoc.kinds import Stored
 
@@ -46,12 +46,14 @@ class TypeSpec:
     references: tuple[ReferenceSpec, ...] = ()
     natural_key: tuple[str, ...] = ()  # empty: entities are named by UUID only
     writers: tuple[str, ...] = ("admin",)  # roles that may create, update and delete
+    # Every logical field, plain fields first, then references, in declaration order: the
+    # order of an entity's values in the state digest. Derived once (the write path asks
+    # for it per command), never compared.
+    field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        """Every logical field, plain fields first, then references, in declaration order:
-        the order of an entity's values in the state digest."""
-        return tuple(f.name for f in self.fields) + tuple(r.name for r in self.references)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field_names", tuple(f.name for f in self.fields)
+                           + tuple(r.name for r in self.references))
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)
