@@ -7,8 +7,7 @@ SQLite file; a caller holding a SQLAlchemy connection passes it as it is (as_rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from eventvault import codec
 from eventvault.errors import NotAVaultError, UsageError
@@ -22,8 +21,9 @@ if TYPE_CHECKING:
 EVENT_COLUMNS = "record, hash"
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
+    """The log's last event: a NamedTuple, as the appender makes one per event."""
+
     seq: int
     hash: bytes
     recorded_at: int

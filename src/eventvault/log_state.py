@@ -2,8 +2,9 @@
 
 A command knows which entities it changes, and the state digest is a sum (digest.py): adding
 or removing one entity's hash is an addition or subtraction modulo 2^256. So every append
-updates the digest and the live counts per type, and they are stored (table `log_state`)
-with the head (seq, hash) they belong to. `status` reads them; `snapshot` writes them into a
+updates the live counts per type, and every flush of the appended events the digest (once
+per entity changed), and they are stored (table `log_state`) with the head (seq, hash)
+they belong to. `status` reads them; `snapshot` writes them into a
 package's footer; `verify` folds the log and compares. Every value here comes from the log,
 never from the projection tables: an entity's current values and version are folded from
 its own events (the (entity_id, entity_version) index serves them), so a table changed
@@ -132,6 +133,10 @@ class Tracker:
                            f"{marker} ORDER BY entity_version")
         # entity UUID -> (type, values or None once deleted, version)
         self._entities: dict[str, tuple[str, list[FieldValue] | None, int]] = {}
+        # Entities changed since the last save -> (type, values before the first change): the
+        # digest takes each one's old hash out and its new one in once per save, not once
+        # per event (a batch's commands often touch the same entity several times).
+        self._changed: dict[str, tuple[str, list[FieldValue] | None]] = {}
 
     def entity(self, type_name: str, entity_id: str) -> tuple[list[FieldValue] | None, int]:
         """(values in schema order or None if not live, version) as the log says."""
@@ -174,10 +179,8 @@ class Tracker:
             )
         after = _after(self.history, event, before, fields)
         if event.event_type != ACCESS_DENIED:
-            if before is not None:
-                self.state.digest -= entity_hash(type_name, entity_id, before)
-            if after is not None:
-                self.state.digest += entity_hash(type_name, entity_id, after)
+            if entity_id not in self._changed:
+                self._changed[entity_id] = (type_name, before)
             self.state.counts[type_name] = self.state.counts.get(type_name, 0) + \
                 (after is not None) - (before is not None)
         self._entities[entity_id] = (type_name, after, event.entity_version)
@@ -193,14 +196,23 @@ class Tracker:
         self.history.declare(event.seq, schema, Counter(self.state.counts),
                              first=event.seq == 1)
         self._entities.clear()  # values in the old layout
+        self._changed.clear()  # the digest is folded afresh at `save`
         self._recompute = True
         self.state.head_seq, self.state.head_hash = event.seq, event.hash
 
     def save(self) -> None:
         """Store the state; called after the pending events are written."""
         if self._recompute:
-            self.state = compute(self._connection)
+            self.state = compute(self._connection)  # the written events included
             self._recompute = False
+        else:
+            for entity_id, (type_name, before) in self._changed.items():
+                if before is not None:
+                    self.state.digest -= entity_hash(type_name, entity_id, before)
+                now_type, after, _version = self._entities[entity_id]
+                if after is not None:
+                    self.state.digest += entity_hash(now_type, entity_id, after)
+        self._changed.clear()
         save(self._connection, self.state)
 
 

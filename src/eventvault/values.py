@@ -38,6 +38,8 @@ def storable_error(value: str) -> str | None:
     """Why `value` cannot be stored everywhere, or None if it can."""
     if "\x00" in value:
         return "contains a NUL byte"
+    if value.isascii():  # the common case: no surrogate, nothing to encode
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
