@@ -50,16 +50,24 @@ class TypeSpec:
     # order of an entity's values in the state digest. Derived once (the write path asks
     # for it per command), never compared.
     field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # Fields and references by name, for `field` and `reference`: derived once too.
+    _fields: dict[str, FieldSpec] = field(init=False, repr=False, compare=False)
+    _references: dict[str, ReferenceSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field_names", tuple(f.name for f in self.fields)
                            + tuple(r.name for r in self.references))
+        # The first of a repeated name wins, as the scan over the tuples it replaces did
+        # (the parser refuses repeated names anyway).
+        object.__setattr__(self, "_fields", {f.name: f for f in reversed(self.fields)})
+        object.__setattr__(self, "_references",
+                           {r.name: r for r in reversed(self.references)})
 
     def field(self, name: str) -> FieldSpec | None:
-        return next((f for f in self.fields if f.name == name), None)
+        return self._fields.get(name)
 
     def reference(self, name: str) -> ReferenceSpec | None:
-        return next((r for r in self.references if r.name == name), None)
+        return self._references.get(name)
 
 
 @dataclass(frozen=True, slots=True)
