@@ -378,18 +378,23 @@ class Entities:
                     f"{spec.name} {name} must be one of "
                     f"{', '.join(map(str, field.choices))}, not {value!r}")
             reference = layout.references.get(name)
-            if reference is not None and value is not None and (
-                self._identity.known(reference.target, value) is None  # a live row: a UUID
-            ) and (
-                not isinstance(value, str) or not is_uuid(value)
-                or self._identity.get(reference.target, value, "uuid") is None
-            ):
+            if reference is not None and value is not None \
+                    and not self._is_live(reference.target, value):
                 raise ValidationError(
                     f"{spec.name} {name} refers to {reference.target} {value}, which "
                     "does not exist"
                 )
         if spec.natural_key and any(name in given for name in spec.natural_key):
             self._require_unique(spec, given, row)
+
+    def _is_live(self, type_name: str, value: object) -> bool:
+        """Whether `value` is the UUID of a live entity of `type_name`; one the identity map
+        holds under exactly this key is (no UUID check or query needed)."""
+        if not isinstance(value, str):
+            return False
+        if self._identity.known(type_name, value) is not None:
+            return True
+        return is_uuid(value) and self._identity.get(type_name, value, "uuid") is not None
 
     def _require_unique(self, spec: TypeSpec, given: Mapping[str, FieldValue],
                         row: Mapping[str, Any] | None) -> None:
