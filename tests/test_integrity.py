@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from test_reliability import COLUMNS_DIFFER, hex_literal, raw
 
-from eventvault import schema
+from eventvault import log_state, schema, store
 from eventvault.vault import Vault
+from eventvault.verify import verify_vault
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0.1.0"  # written by 28ae138
 FIRST_DOCUMENT = "(SELECT MIN(id) FROM documents)"
@@ -60,6 +61,40 @@ def test_status_reads_the_state_maintained_with_every_write(demo_db: str, cli) -
     raw(demo_db, f"UPDATE documents SET title = 'T' WHERE id = {FIRST_DOCUMENT}",
         "DELETE FROM placeholders WHERE \"key\" = 'watermark'")
     assert status(cli, demo_db) == before
+
+
+def test_entities_touched_several_times_in_one_transaction_keep_the_digest(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest is settled once per flush for each entity changed: entities created,
+    changed again, deleted and recreated within one transaction, across flushes (two events
+    a flush here), must leave exactly the digest and counts the log folds to."""
+    monkeypatch.setattr(store.Appender, "FLUSH_EVERY", 2)
+    vault = Vault(db_url)
+    try:
+        vault.init()
+        with vault.write("admin", "setup") as commands:
+            commands.add_user("ann", "author")
+            kept = commands.add_document("Kept", "ann")
+        with vault.write("admin", "busy") as commands:
+            document = commands.add_document("Draft", "ann")
+            for title in ("Draft 2", "Draft 3", "Draft 4"):
+                commands.update_document(document, {"title": title})
+            commands.update_document(kept, {"status": "in_review"})
+            workflow = commands.start_workflow(document)
+            commands.move_workflow(workflow, "in_review")
+            commands.delete("workflow", commands.find(workflow, "workflow"))
+            commands.update_document(kept, {"title": "Kept 2"})
+            commands.delete_document(document)
+            commands.add_user("ben", "viewer")
+            commands.update_user("ben", {"role": "reviewer"})
+        report = verify_vault(vault)
+        assert report.ok, report.findings
+        with vault.reading() as connection:
+            maintained = log_state.load(connection)
+            folded = log_state.compute(connection)
+        assert maintained == folded and maintained.counts["document"] == 1
+    finally:
+        vault.close()
 
 
 @pytest.mark.parametrize("statement, finding", [
