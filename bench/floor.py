@@ -84,6 +84,19 @@ def measure(source: str, target: str, batch: int = 1000) -> Result:
     }
 
 
+def measure_append(source: str, target: str, batch: int = 1000) -> Result:
+    """The append floor alone (bench/append.py): every event of the vault at `source`, as
+    `measure` reads and writes them, `batch` a transaction into a fresh `target`."""
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as reading:
+        schema = _schema(reading)
+        event_columns = _columns(reading, "events")
+        events = reading.execute(f"SELECT {', '.join(event_columns)} FROM events "
+                                 "ORDER BY seq").fetchall()
+    reading.close()
+    seconds, cpu_seconds = _append(target, schema, event_columns, events, batch)
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "events": len(events)}
+
+
 def _load(target: str, schema: tuple[list[str], list[str]], event_columns: list[str],
           events: list[tuple[object, ...]], tables: list[tuple[str, list[str]]],
           state: dict[str, list[tuple[object, ...]]]) -> Result:

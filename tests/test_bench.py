@@ -31,3 +31,17 @@ def test_a_small_benchmark_run_completes_and_reports_every_figure(tmp_path: Path
     assert raw["replay_sqlite"]["state_digest"] == raw["snapshot"]["state_digest"]
     measured = {figure["key"] for figure in results["figures"] if figure["value"] is not None}
     assert {"floor", "snapshot", "replay_sqlite", "verify_package", "verify_vault"} <= measured
+
+
+def test_the_append_alone_reports_both_sides_and_their_ratios() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "append.py"), "--events", "2000", "--repeat", "2"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(runs) == 2
+    for run in runs:
+        assert run["append"]["events"] == run["events"] > 1900
+        assert run["floor"]["events"] > run["events"]  # the init's system events too
+        assert run["ratio_cpu"] > 0 and run["ratio_wall"] > 0
