@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -106,10 +106,15 @@ def chain_hash(previous: bytes, record: bytes) -> bytes:
 
 
 def event_id(event_hash: bytes) -> str:
-    """The first 16 bytes of the hash in UUID form (formatted by hand: replay does this a
-    million times, and uuid.UUID costs three times as much)."""
-    h = event_hash[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """The first 16 bytes of the hash in UUID form."""
+    return event_ids((event_hash,))[0]
+
+
+def event_ids(event_hashes: Iterable[bytes]) -> list[str]:
+    """`event_id` of each hash, formatted by hand in one comprehension: a replay does this a
+    million times (uuid.UUID costs three times as much, a call per hash a fifth more)."""
+    return ["%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:32])  # noqa: UP031
+            for h in map(bytes.hex, event_hashes)]
 
 
 def iter_records(data: bytes) -> Iterator[tuple[list[Any], bytes]]:
