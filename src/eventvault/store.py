@@ -131,11 +131,13 @@ def insert_events(
         connection, [c.name for c in events.columns], rows, bulk=bulk)
 
 
-def insert_records(connection: Connection, fields: list[tuple[Any, ...]], records: list[bytes],
+def insert_records(connection: Connection, fields: list[list[Any]], records: list[bytes],
                    hashes: list[bytes]) -> None:
     """A replay's bulk load: events as a package reader verified them (each record's decoded
     fields in `Event` order, its canonical bytes, its chain hash; package.frame_records),
     with the engine's fastest load (see insert_events). No `Event` is built per record."""
+    if not fields:
+        return
     # The rows zipped from the frame's columns: no Python runs per row.
     columns = list(zip(*fields, strict=False))  # the principal, an 11th field, is not stored
     if max(map(len, records), default=0) >= codec.COMPRESS_FROM:
