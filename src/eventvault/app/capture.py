@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import partial
+from itertools import repeat
+from operator import contains, is_not
 from typing import Any
 
 from sqlalchemy import MetaData, Table, select
@@ -17,8 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from eventvault.app.columns import normal_decimal, read_expression, to_stored
 from eventvault.app.connect import reading
 from eventvault.app.identity import IdentityMap, natural_uuid
-from eventvault.app.mapping import AppField, AppMapping, AppTable
-from eventvault.app.state import Change, State, diff
+from eventvault.app.mapping import AppField, AppMapping, AppReference, AppTable
+from eventvault.app.state import Change, State, StateView, diff
 from eventvault.errors import IntegrityError, ValidationError
 from eventvault.schemadoc.kinds import EPOCH, INT_MAX, INT_MIN, KindError
 
@@ -58,15 +61,57 @@ def referenced_columns(mapping: AppMapping) -> dict[str, set[str]]:
     return found
 
 
-def _field_value(spec: AppTable, item: AppField, row: Sequence[Any], index: int) -> Any:
+def _field_value(spec: AppTable, item: AppField, key: Any, value: Any) -> Any:
     try:
-        value = to_stored(item.kind, row[index])
+        stored = to_stored(item.kind, value)
     except KindError as error:
-        raise ValidationError(f"table {spec.table} row {row[0]!r} column {item.column}: "
+        raise ValidationError(f"table {spec.table} row {key!r} column {item.column}: "
                               f"{error}") from None
-    if item.kind == "decimal" and value is not None:
-        return normal_decimal(value, item.scale)  # type: ignore[arg-type]
-    return value
+    if item.kind == "decimal" and stored is not None:
+        return normal_decimal(stored, item.scale)  # type: ignore[arg-type]
+    return stored
+
+
+_PRESENT = partial(is_not, None)
+_NONE = type(None)
+
+
+def _stored_column(spec: AppTable, item: AppField, column: Sequence[Any],
+                   keys: Sequence[Any]) -> Sequence[Any]:
+    """A column's values (`keys`: its rows' primary keys) as stored: the column itself when
+    the driver gave what the kind stores, checked for the whole column in C; datetimes and
+    dates converted inline; anything else by `to_stored`, which gives the same."""
+    kind = item.kind
+    types = set(map(type, column))
+    if kind == "str" and types <= {str, _NONE} and not any(
+            map(contains, filter(None, column), repeat("\x00"))):
+        return column
+    if kind == "int" and types <= {int, _NONE}:
+        present = list(filter(_PRESENT, column))
+        if not present or (min(present) >= INT_MIN and max(present) <= INT_MAX):
+            return column
+    if kind == "bool" and types <= {bool, _NONE}:
+        return column
+    if kind == "datetime" and types <= {datetime, _NONE}:
+        return [None if value is None else
+                (value - (_EPOCH_NAIVE if value.tzinfo is None else EPOCH)) // _MICROSECOND
+                for value in column]
+    if kind == "date" and types <= {date, _NONE}:
+        return [None if value is None else value.isoformat() for value in column]
+    return [None if value is None else _field_value(spec, item, key, value)
+            for key, value in zip(keys, column, strict=True)]
+
+
+def _referenced_column(spec: AppTable, reference: AppReference, column: Sequence[Any],
+                       keys: Sequence[Any], index: dict[tuple[str, str], dict[Any, str]]
+                       ) -> Sequence[Any]:
+    """A foreign key column's values as the UUIDs of the rows they point at."""
+    lookup = index[(reference.target, reference.target_column)]
+    found = list(map(lookup.get, column))
+    if None not in lookup and found.count(None) == column.count(None):
+        return found  # every value that is not NULL points at a row
+    return [_reference(spec, key, value, reference, index)
+            for key, value in zip(keys, column, strict=True)]
 
 
 def read_rows(connection: Connection, mapping: AppMapping, identity: IdentityMap,
@@ -110,40 +155,22 @@ def read_rows(connection: Connection, mapping: AppMapping, identity: IdentityMap
     found: dict[str, dict[str, tuple[Any, ...]]] = {}
     for spec, rows, entities in pending:
         plain = len(spec.fields) + 1
-        fields = [(i, item.kind, item) for i, item in enumerate(spec.fields, 1)]
-        references = [(i, index[(r.target, r.target_column)], r)
-                      for i, r in enumerate(spec.references, plain)]
-        values_of: dict[str, tuple[Any, ...]] = {}
-        for row, entity in zip(rows, entities, strict=True):
-            values = []
-            for i, kind, item in fields:
-                value = row[i]
-                cls = type(value)
-                # Inline for what most columns hold (a capture reads every row of the
-                # application, a restore reads them back); to_stored gives the same.
-                if value is None or (cls is str and kind == "str" and "\x00" not in value) or (
-                        cls is int and kind == "int" and INT_MIN <= value <= INT_MAX) or (
-                        cls is bool and kind == "bool"):
-                    values.append(value)
-                elif cls is datetime and kind == "datetime":
-                    values.append((value - (_EPOCH_NAIVE if value.tzinfo is None else EPOCH))
-                                  // _MICROSECOND)
-                elif cls is date and kind == "date":
-                    values.append(value.isoformat())
-                else:
-                    values.append(_field_value(spec, item, row, i))
-            for i, lookup, reference in references:
-                value = row[i]
-                if value is None:
-                    values.append(None)
-                else:
-                    target = lookup.get(value)
-                    values.append(target if target is not None else
-                                  _reference(spec, row, i, reference, index))
-            if entity in values_of:
-                raise IntegrityError(f"table {spec.table}: rows {row[0]!r} and another share "
-                                     f"natural key entity {entity}")
-            values_of[entity] = tuple(values)
+        # Column by column, so that the checks and lookups run in C (a capture reads every
+        # row of the application, a restore reads them back)
+        by_column: list[Sequence[Any]] = (list(zip(*rows, strict=True))
+                                          or [()] * (plain + len(spec.references)))
+        values = [_stored_column(spec, item, by_column[i], by_column[0])
+                  for i, item in enumerate(spec.fields, 1)]
+        values += [_referenced_column(spec, reference, by_column[i], by_column[0], index)
+                   for i, reference in enumerate(spec.references, plain)]
+        values_of = dict(zip(entities, zip(*values, strict=True) if values
+                             else [()] * len(entities), strict=True))
+        if len(values_of) != len(entities):
+            seen: set[str] = set()
+            key, entity = next((k, e) for k, e in zip(by_column[0], entities, strict=True)
+                               if e in seen or seen.add(e))
+            raise IntegrityError(f"table {spec.table}: rows {key!r} and another share "
+                                 f"natural key entity {entity}")
         found[spec.type] = values_of
     return found, keys
 
@@ -165,14 +192,13 @@ def read_state(connection: Connection, mapping: AppMapping, identity: IdentityMa
     return state, keys
 
 
-def _reference(spec: AppTable, row: Sequence[Any], offset: int, reference: Any,
+def _reference(spec: AppTable, key: Any, value: Any, reference: AppReference,
                index: dict[tuple[str, str], dict[Any, str]]) -> str | None:
-    value = row[offset]
     if value is None:
         return None
     target = index[(reference.target, reference.target_column)].get(value)
     if target is None:
-        raise IntegrityError(f"table {spec.table} row {row[0]!r}: {reference.column} = "
+        raise IntegrityError(f"table {spec.table} row {key!r}: {reference.column} = "
                              f"{value!r} points at no row of {reference.target}")
     return target
 
@@ -184,16 +210,16 @@ def _key_values(spec: AppTable, row: Sequence[Any], plain: int,
         item = spec.field(name)
         if item is not None:
             position = 1 + spec.fields.index(item)
-            values.append(_field_value(spec, item, row, position))
+            values.append(_field_value(spec, item, row[0], row[position]))
         else:
             reference = spec.reference(name)
             assert reference is not None
             offset = plain + spec.references.index(reference)
-            values.append(_reference(spec, row, offset, reference, index))
+            values.append(_reference(spec, row[0], row[offset], reference, index))
     return values
 
 
-def capture(engine: Engine, mapping: AppMapping, previous: State,
+def capture(engine: Engine, mapping: AppMapping, previous: StateView,
             identity: IdentityMap) -> tuple[list[Change], State]:
     """The changes from `previous` to the application's state now, and that state. Nothing
     changed: no changes. `identity` is updated in place (the caller persists it)."""

@@ -9,6 +9,7 @@ convention with USE_TZ; it is stored as that instant and written back without a 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -101,8 +102,8 @@ def normal_decimal(stored: str, scale: int | None) -> str:
     so every engine's read gives the same digits; a column attached without one (Django's
     `decimal` on SQLite) keeps no trailing zeros. A value that the scale would round keeps
     its digits (restore then refuses it, the target being unable to hold it)."""
-    number = Decimal(stored)
     if scale is not None:
+        number = Decimal(stored)
         fitted = number.quantize(Decimal(1).scaleb(-scale))
         return stored if fitted != number else kinds.encode("decimal", fitted)  # type: ignore[return-value]
     if "." not in stored:
@@ -165,6 +166,15 @@ def to_column(kind: str, stored: kinds.Stored | None, column: Column[Any]) -> An
     if kind == "json" and value is None:
         return sqltypes.JSON.NULL  # the JSON value null, not SQL NULL
     return value
+
+
+def column_writer(kind: str, column: Column[Any]) -> Callable[[kinds.Stored], Any]:
+    """`to_column` for one column and a value that is not None, its checks done once (a
+    restore converts every row's datetimes)."""
+    if kind == "datetime":
+        base = kinds.EPOCH if _has_zone(column) else _EPOCH_NAIVE
+        return lambda stored: base + stored * _MICROSECOND  # type: ignore[operator]
+    return lambda stored: to_column(kind, stored, column)
 
 
 AS_STORED = frozenset({"str", "int", "bool", "float", "bytes"})  # stored as Python holds them

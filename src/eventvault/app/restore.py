@@ -13,23 +13,28 @@ one line naming the table, the row's UUID and the reason.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from operator import is_not
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Column, DateTime, Table, bindparam, func, select
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import JSON
 
 from eventvault.app.capture import app_tables, read_rows, read_state
-from eventvault.app.columns import AS_STORED, expected_in, to_column
+from eventvault.app.columns import AS_STORED, column_writer, expected_in, to_column
 from eventvault.app.connect import writing
 from eventvault.app.identity import IdentityMap
 from eventvault.app.mapping import AppMapping, AppReference, AppTable
 from eventvault.app.state import (
     State,
+    StateView,
     field_names,
+    field_values,
     first_difference,
     rows_digest,
     rows_of,
@@ -57,7 +62,7 @@ class RestoreReport:
     recreated: int = 0  # rows deleted since the point restored, recorded as successors
 
 
-def check_references(state: State, mapping: AppMapping,
+def check_references(state: StateView, mapping: AppMapping,
                      rows: dict[str, dict[str, tuple[Any, ...]]]) -> None:
     """Refuse a state with a reference to an entity it does not hold, or an unknown type.
     `rows` is the state as `rows_of` gives it: each reference's targets checked as a set."""
@@ -83,7 +88,7 @@ def check_references(state: State, mapping: AppMapping,
 class _Writer:
     """One restore in progress on one connection."""
 
-    def __init__(self, connection: Connection, mapping: AppMapping, state: State,
+    def __init__(self, connection: Connection, mapping: AppMapping, state: StateView,
                  tables: dict[str, Table], rows: dict[str, dict[str, tuple[Any, ...]]]
                  ) -> None:
         self.connection = connection
@@ -105,10 +110,11 @@ class _Writer:
         table = self.tables[spec.type]
         if spec.surrogate:
             keys = self.keys[spec.type]
-            values = self.state.get(spec.type, {})
+            held = (field_values(self.state.get(spec.type, {}), spec.key_field)
+                    if spec.key_field else {})
             rest = []
             for entity in entities:
-                wanted = values[entity].get(spec.key_field) if spec.key_field else None
+                wanted = held.get(entity)
                 if type(wanted) is int and wanted > 0 and wanted not in taken:
                     keys[entity] = wanted
                     taken.add(wanted)
@@ -120,9 +126,10 @@ class _Writer:
                 keys[entity] = start + offset
         else:
             pk_field = next(f for f in spec.fields if f.column == spec.pk)
+            pks = field_values(self.state[spec.type], pk_field.name)
             for entity in entities:
-                self.keys[spec.type][entity] = to_column(
-                    pk_field.kind, self.state[spec.type][entity][pk_field.name], table.c[spec.pk])
+                self.keys[spec.type][entity] = to_column(pk_field.kind, pks[entity],
+                                                         table.c[spec.pk])
 
     def target_value(self, reference: AppReference, entity: str) -> Any:
         """The value the target's foreign key column holds for the entity `entity`."""
@@ -205,77 +212,87 @@ class _Writer:
         raise IntegrityError(f"table {spec.table}: the rows were refused together, "
                              "though each is accepted alone")
 
-    def insert_rows(self, table: Table, columns: list[str], rows: list[list[Any]]) -> None:
-        """Rows of `columns`' values by the driver's executemany, each value through its
-        column type's bind processing as SQLAlchemy would: its per-row parameter handling
-        was a third of a 200,000-row restore."""
+    def insert_rows(self, table: Table, columns: list[str],
+                    values: list[Sequence[Any]]) -> None:
+        """Rows given as `columns`' values (a sequence per column) by the driver's
+        executemany, each value through its column type's bind processing as SQLAlchemy
+        would: its per-row parameter handling was a third of a 200,000-row restore."""
         dialect = self.connection.dialect
         marker = _MARKERS.get(dialect.paramstyle)
         if marker is None:
-            self.connection.execute(table.insert(), [dict(zip(columns, row, strict=True))
-                                                     for row in rows])
+            self.connection.execute(table.insert(), _as_dicts(columns, values))
             return
-        processors = [(i, p) for i, c in enumerate(columns)
-                      if (p := table.c[c].type._cached_bind_processor(dialect)) is not None]
-        values = []
-        for row in rows:
-            item = list(row)
-            for i, process in processors:
-                item[i] = process(item[i])
-            values.append(tuple(item))
+        bound = list(values)
+        for i, name in enumerate(columns):
+            process = _bind_processor(table.c[name], dialect)
+            if process is not None:
+                bound[i] = list(map(process, values[i]))
+        rows = list(zip(*bound, strict=True))
         quote = dialect.identifier_preparer.quote
         sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
                f"({', '.join(map(quote, columns))}) VALUES ({', '.join([marker] * len(columns))})")
-        for start in range(0, len(values), 5000):
-            self.connection.exec_driver_sql(sql, values[start:start + 5000])
+        for start in range(0, len(rows), 5000):
+            self.connection.exec_driver_sql(sql, rows[start:start + 5000])
 
     def insert(self, spec: AppTable, entities: list[str]) -> None:
-        """New rows, built as lists from the state's value tuples (`rows_of`): as `row` does,
-        values converted for their column, references as the target's keys (or set later)."""
+        """New rows, built column by column from the state's value tuples (`rows_of`): as
+        `row` does, values converted for their column, references as the target's keys (or
+        set later)."""
         if not entities:
             return
         table = self.tables[spec.type]
         plan = self.plan(spec, field_names(spec))
         columns = [column_name for _, column_name, *_ in plan]
+        values_of = self.rows[spec.type]
+        values: list[Sequence[Any]] = list(zip(*map(values_of.__getitem__, entities),
+                                               strict=True)) if plan else []
+        for i, (_, _, kind, column, reference, target_keys) in enumerate(plan):
+            if reference is not None:
+                values[i] = self.reference_column(spec, reference, target_keys, entities,
+                                                  values[i])
+            elif kind is not None:
+                write = column_writer(kind, column)
+                values[i] = [None if v is None else write(v) for v in values[i]]
         if spec.surrogate:
             columns.append(spec.pk)
-        converted = [(i, kind, column) for i, (_, _, kind, column, reference, _) in
-                     enumerate(plan) if reference is None and kind is not None]
-        references = [(i, reference, target_keys, self.written[reference.target])
-                      for i, (_, _, _, _, reference, target_keys) in enumerate(plan)
-                      if reference is not None]
-        values_of, own, written = self.rows[spec.type], self.keys[spec.type], \
-            self.written[spec.type]
-        rows = []
-        for entity in entities:
-            item = list(values_of[entity])
-            for i, kind, column in converted:
-                if item[i] is not None:
-                    item[i] = to_column(kind, item[i], column)
-            for i, reference, target_keys, done in references:
-                value = item[i]
-                if value is None:
-                    continue
-                if value not in done and reference.nullable:
-                    item[i] = None
-                    self.deferred.append((spec, reference, own[entity],
-                                          self.target_value(reference, value), entity))
-                else:
-                    item[i] = (target_keys[value] if target_keys is not None
-                               else self.target_value(reference, value))
-            if spec.surrogate:
-                item.append(own[entity])
-            rows.append(item)
-            written.add(entity)
+            values.append(list(map(self.keys[spec.type].__getitem__, entities)))
+        self.written[spec.type].update(entities)
         savepoint = self.connection.begin_nested()
         try:
-            self.insert_rows(table, columns, rows)
+            self.insert_rows(table, columns, values)
             savepoint.commit()
             return
         except DBAPIError:
             savepoint.rollback()
-        self.name_refused(spec, table.insert(), [dict(zip(columns, row, strict=True))
-                                                 for row in rows], entities)
+        self.name_refused(spec, table.insert(), _as_dicts(columns, values), entities)
+
+    def reference_column(self, spec: AppTable, reference: AppReference,
+                         target_keys: dict[str, Any] | None, entities: list[str],
+                         values: Sequence[Any]) -> Sequence[Any]:
+        """A reference's UUIDs (`values`, one per entity) as the target's keys; a reference
+        to a row not written yet that may be empty is set later (`deferred`)."""
+        done = self.written[reference.target]
+        if (target_keys is not None and reference.target != spec.type
+                and done.issuperset(filter(_PRESENT, values))):
+            found = list(map(target_keys.get, values))  # every target written: in C
+            if found.count(None) == values.count(None):
+                return found
+        if reference.target == spec.type:  # a row earlier in this batch is written before
+            done = set(done)
+        own, found = self.keys[spec.type], []
+        for entity, value in zip(entities, values, strict=True):
+            if value is None:
+                found.append(None)
+            elif value not in done and reference.nullable:
+                found.append(None)
+                self.deferred.append((spec, reference, own[entity],
+                                      self.target_value(reference, value), entity))
+            else:
+                found.append(target_keys[value] if target_keys is not None
+                             else self.target_value(reference, value))
+            if reference.target == spec.type:
+                done.add(entity)
+        return found
 
     def update(self, spec: AppTable, changes: dict[str, list[str]]) -> None:
         """Matched rows: only the fields that differ, grouped by the set of fields."""
@@ -315,6 +332,34 @@ class _Writer:
                     self.connection.execute(select(func.setval(sequence, highest)))
 
 
+_ISO_PROBES = (datetime(2001, 2, 3, 4, 5, 6), datetime(987, 6, 5, 4, 3, 2, 1))
+
+
+def _bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processing; for a column without a zone (given naive
+    datetimes, `column_writer`) datetime.isoformat where that is what it does (SQLite's
+    DATETIME, by a %-format of each field: it was an eighth of a restore)."""
+    process = column.type._cached_bind_processor(dialect)
+    if (process is None or not isinstance(column.type, DateTime)
+            or getattr(column.type, "timezone", False)):
+        return process
+    if all(process(probe) == probe.isoformat(" ", "microseconds") for probe in _ISO_PROBES):
+        return _isoformat
+    return process
+
+
+def _isoformat(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(" ", "microseconds")
+
+
+_PRESENT = partial(is_not, None)
+
+
+def _as_dicts(columns: list[str], values: list[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows as SQLAlchemy's parameter dicts, from a sequence of values per column."""
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
 def _reason(error: DBAPIError) -> str:
     text = str(error.orig).strip().splitlines()
     return text[0] if text else type(error.orig).__name__
@@ -334,14 +379,14 @@ def _extras_line(spec: AppTable, entities: list[str], found: State,
     return f"{spec.table} ({'; '.join(shown)}{more})"
 
 
-def _extras(keys: dict[Any, str], wanted: dict[str, Any]) -> list[str]:
+def _extras(keys: dict[Any, str], wanted: Mapping[str, Any]) -> list[str]:
     """The target's rows (primary key -> UUID) the backup does not have, in key order."""
     return [entity for key, entity in sorted(keys.items(),
                                              key=lambda item: (type(item[0]).__name__, item[0]))
             if entity not in wanted]
 
 
-def restore(engine: Engine, mapping: AppMapping, state: State, *, keep_extra: bool = False,
+def restore(engine: Engine, mapping: AppMapping, state: StateView, *, keep_extra: bool = False,
             dry_run: bool = False) -> RestoreReport:
     """Restore `state` into the application database at `engine`; see the module's doc.
     Returns what was done and the new identity map: (table, target key) -> UUID for the rows
