@@ -23,7 +23,7 @@ from eventvault.app.identity import IdentityMap, natural_uuid
 from eventvault.app.mapping import AppField, AppMapping, AppReference, AppTable
 from eventvault.app.state import Change, State, StateView, diff
 from eventvault.errors import IntegrityError, ValidationError
-from eventvault.schemadoc.kinds import EPOCH, INT_MAX, INT_MIN, KindError
+from eventvault.schemadoc.kinds import DECIMAL_MAX_CHARS, EPOCH, INT_MAX, INT_MIN, KindError
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # a column without a zone holds UTC (columns.to_stored)
 _MICROSECOND = timedelta(microseconds=1)
@@ -98,8 +98,22 @@ def _stored_column(spec: AppTable, item: AppField, column: Sequence[Any],
                 for value in column]
     if kind == "date" and types <= {date, _NONE}:
         return [None if value is None else value.isoformat() for value in column]
+    if kind == "decimal" and item.scale is None and types <= {float, int, _NONE}:
+        return [None if value is None else _raw_decimal(spec, item, key, value)
+                for key, value in zip(keys, column, strict=True)]
     return [None if value is None else _field_value(spec, item, key, value)
             for key, value in zip(keys, column, strict=True)]
+
+
+def _raw_decimal(spec: AppTable, item: AppField, key: Any, value: float | int) -> str:
+    """A raw SQLite number read from a decimal column without a scale (`reading_type`), as
+    `_field_value` stores it: Decimal(repr()) spelt without trailing zeros, from the text."""
+    text = repr(value)
+    if value == 0:
+        return "0"  # -0.0 is 0
+    if "e" in text or "n" in text or len(text) > DECIMAL_MAX_CHARS:
+        return _field_value(spec, item, key, value)  # 1e+16, inf, nan: kinds decides
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _referenced_column(spec: AppTable, reference: AppReference, column: Sequence[Any],
