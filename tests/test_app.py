@@ -518,3 +518,24 @@ def test_the_digest_ignores_keys_and_order(story) -> None:
     assert digest(again, mapping) == digest(state, mapping)
     again["dms_placeholder"][sorted(again["dms_placeholder"])[0]]["value"] = "x"
     assert digest(again, mapping) != digest(state, mapping)
+
+
+def test_raw_sqlite_numbers_of_a_decimal_column_store_as_their_digits(make_db) -> None:
+    """Django's DecimalField on SQLite is a `decimal` column without a scale: SQLite hands its
+    values back as floats or ints (NUMERIC affinity), read raw and stored as the decimal they
+    spell, without trailing zeros; what no digit string spells is refused."""
+    engine = create_engine(make_db("sqlite"))
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE price (id INTEGER PRIMARY KEY, amount decimal)"))
+        c.execute(text("INSERT INTO price (id, amount) VALUES (1, '12.50'), (2, '5.00'), "
+                       "(3, 0), (4, -0.0), (5, 1e16), (6, 0.1), (7, '-7.25'), (8, 1.5e-5), "
+                       "(9, '123456789012.5'), (10, -3), (11, NULL)"))
+    _, mapping = reflect(engine)
+    _, state = capture(engine, mapping, {}, IdentityMap())
+    assert {values["app_key"]: values["amount"] for values in state["price"].values()} == {
+        1: "12.5", 2: "5", 3: "0", 4: "0", 5: "10000000000000000", 6: "0.1", 7: "-7.25",
+        8: "0.000015", 9: "123456789012.5", 10: "-3", 11: None}
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO price (id, amount) VALUES (12, 9e999)"))  # infinity
+    with pytest.raises(ValidationError, match=r"^table price row 12 column amount: "):
+        capture(engine, mapping, {}, IdentityMap())
