@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from eventvault.errors import IntegrityError, SchemaError
@@ -101,7 +101,8 @@ _LEGACY: list[bytes] = []
 
 def _legacy_bytes() -> bytes:
     if not _LEGACY:
-        data = resources.files(__package__).joinpath("dms_v1.schema").read_bytes()
+        # Beside this file (package data): importlib.resources would import zipfile, tempfile.
+        data = (Path(__file__).parent / "dms_v1.schema").read_bytes()
         if hashlib.sha256(data).hexdigest() != LEGACY_HASH:  # frozen: a promise to old logs
             raise IntegrityError("the built-in dms_v1.schema is damaged (its hash changed)")
         _LEGACY.append(data)
