@@ -2,32 +2,23 @@
 
 The read-only queries of `status` and the audit are written once, as SQL text with `?`
 markers, against a `Reader`; `Reader.sql` is the one place that adapts them to the driver's
-parameter style. Where the connection comes from is decided here, once:
-- a SQLite file named by a plain `sqlite:///PATH` URL: the standard library's sqlite3, the
-  file opened read-only. The read commands then start without SQLAlchemy, whose import alone
-  takes three times an `eventvault --version` (bench/README.md, issue 14);
-- any other URL (PostgreSQL, MariaDB, SQLite URLs with options): the SQLAlchemy engine's own
-  driver connection, inside the transaction `Vault.connect` began (`as_reader`), so the
-  engine's settings apply as for every other command.
+parameter style. A Reader wraps either the standard library's sqlite3 connection to a SQLite
+file (`vault_read.py` opens it) or a SQLAlchemy connection's own driver connection, in the
+transaction `Vault.connect` began (`as_reader`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventvault import schema
-from eventvault.db_errors import connection_errors, url_text
-from eventvault.errors import NotAVaultError
+from eventvault.db_errors import url_text
 from eventvault.storage import Storage
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
-
-    from eventvault.vault import Vault
 
 Row = tuple[Any, ...]
 
@@ -97,31 +88,3 @@ def sqlite_file(url: str | None) -> Path | None:
     """The file of a plain SQLite file URL (_PLAIN_SQLITE), None for any other URL."""
     found = _PLAIN_SQLITE.fullmatch(url_text(url))
     return None if found is None else Path(found["path"])
-
-
-@contextlib.contextmanager
-def read_vault(url: str | None, vault: Callable[[], Vault]) -> Iterator[Reader]:
-    """A Reader on the vault at `url` (as `--db` gives it: None is EVENTVAULT_DB or
-    ./eventvault.db), checked to be a vault at this code's schema revision. `vault` gives
-    the Vault on that URL, for any URL but a plain SQLite file's (the caller's own Vault, so
-    its engine serves every query of the command)."""
-    path = sqlite_file(url)
-    if path is None:
-        with vault().read() as reader:
-            yield reader
-        return
-    where = url_text(url)
-    if not path.exists():  # said as Vault.connect says it; mode=ro would not create it
-        raise NotAVaultError(f"{where}: no such vault; run `eventvault init` first")
-    from eventvault.storage.sqlite import STORAGE
-
-    with connection_errors(where) as opened:
-        connection = STORAGE.connect_read_only(path)
-        opened.set()
-        try:
-            connection.execute("BEGIN")  # one snapshot for every query (WAL mode)
-            reader = Reader(connection, STORAGE, where)
-            schema.require_current(reader, where)
-            yield reader
-        finally:
-            connection.close()  # ends the read transaction

@@ -36,7 +36,7 @@ class Context:
     def reading(self) -> Iterator[Reader]:
         """One read transaction on the vault, as a plain DB-API Reader: a SQLite file's
         without SQLAlchemy (reader.py)."""
-        from eventvault.reader import read_vault
+        from eventvault.vault_read import read_vault
 
         with read_vault(self.db, lambda: self.vault) as reader:
             yield reader
