@@ -539,3 +539,27 @@ def test_raw_sqlite_numbers_of_a_decimal_column_store_as_their_digits(make_db) -
         c.execute(text("INSERT INTO price (id, amount) VALUES (12, 9e999)"))  # infinity
     with pytest.raises(ValidationError, match=r"^table price row 12 column amount: "):
         capture(engine, mapping, {}, IdentityMap())
+
+
+@pytest.mark.parametrize("target_name", ["postgresql", "mariadb"])
+def test_a_percent_sign_in_an_application_name_restores(make_db, target_name) -> None:
+    """The restore writes its INSERT by hand with the driver's `%s` markers on PostgreSQL and
+    MariaDB: a `%` in a table or column name must reach the database as it is (both drivers
+    format only the parameters' part of the statement; a review suspected otherwise)."""
+    metadata = MetaData()
+    Table("rate%", metadata, Column("id", Integer, primary_key=True),
+          Column("share%", Integer), Column("name", String(20), unique=True))
+    source = create_engine(make_db("sqlite"))
+    metadata.create_all(source)
+    with source.begin() as c:
+        c.execute(insert(metadata.tables["rate%"]), [
+            {"name": "a", "share%": 10}, {"name": "b", "share%": None}])
+    _, mapping = reflect(source)
+    _, state = capture(source, mapping, {}, IdentityMap())
+    target = create_engine(make_db(target_name))
+    metadata.create_all(target)
+    report = restore(target, mapping, through_the_vault(state))
+    assert report.inserted == {"rate_": 2}  # the type's name: the table's, made a name
+    with target.connect() as c:
+        assert sorted(c.execute(select(metadata.tables["rate%"].c["name", "share%"])).all()) \
+            == [("a", 10), ("b", None)]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from eventvault.errors import StoreUnavailableError
+from eventvault.errors import NotAVaultError, StoreUnavailableError
 from eventvault.storage.sqlite import BUSY_TIMEOUT, busy_timeout
 
 DEFAULT_URL = "sqlite:///eventvault.db"
@@ -43,6 +43,9 @@ def connection_errors(where: str) -> Iterator[_Opened]:
         yield opened
     except Exception as error:
         driver_error = getattr(error, "orig", None) or error
+        if getattr(driver_error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise NotAVaultError(f"{where} is not an EventVault vault (the file is not a "
+                                 "SQLite database)") from None
         if not _is_unavailable(error, driver_error):
             raise
         reason = describe(driver_error)

@@ -123,8 +123,10 @@ class Vault:
     @contextmanager
     def read(self) -> Iterator[Reader]:
         """`reading` as a plain DB-API Reader (reader.py): what `status` and the audit read
-        through, on every engine."""
-        with self.reading() as connection:
+        through, on every engine; one snapshot for all their queries (status reads the head
+        and the maintained digest apart: under READ COMMITTED a commit between the two
+        would pair one commit's head with another's digest)."""
+        with self.reading(consistent=True) as connection:
             yield as_reader(connection)
 
     @contextmanager

@@ -51,13 +51,22 @@ class SQLiteStorage(Storage):
         return engine
 
     def connect_read_only(self, path: Path) -> sqlite3.Connection:
-        """The file opened read-only, never created (the read commands' path without
-        SQLAlchemy, reader.py). Of the engine's settings (_configure) only the busy timeout
-        matters to a reader: foreign keys, the journal mode and synchronous govern writes,
-        and a read of a WAL-mode file is a WAL read whatever this connection asks. No
-        transaction begins by itself (isolation_level None): the reader begins one."""
-        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=busy_timeout(), isolation_level=None)
+        """The file opened for reading only, never created (the read commands' path without
+        SQLAlchemy, vault_read.py). Where this user may write the file and its directory it
+        is opened read-write with every write refused (query_only): as the last connection
+        to a WAL-mode file, its close then checkpoints and removes the -wal and -shm files,
+        which a `mode=ro` connection leaves behind (owned by whoever read). Elsewhere (an
+        auditor's read-only access) `mode=ro`. Of the engine's settings (_configure) only
+        the busy timeout matters to a reader: foreign keys, the journal mode and synchronous
+        govern writes, and a read of a WAL-mode file is a WAL read whatever this connection
+        asks. No transaction begins by itself (isolation_level None): the reader begins one."""
+        resolved = path.resolve()
+        writable = os.access(resolved, os.W_OK) and os.access(resolved.parent, os.W_OK)
+        connection = sqlite3.connect(f"{resolved.as_uri()}?mode={'rw' if writable else 'ro'}",
+                                     uri=True, timeout=busy_timeout(), isolation_level=None)
+        if writable:
+            connection.execute("PRAGMA query_only = ON")
+        return connection
 
     # A replay into a new file runs with a rollback journal instead of the WAL, which would
     # otherwise receive every page once more (measured: 1.5x faster), and a larger page
