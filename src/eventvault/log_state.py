@@ -82,7 +82,7 @@ def save(connection: Connection, state: LogState) -> None:
 
 
 def _marked(connection: Connection, sql: str) -> str:
-    return as_reader(connection).sql(sql)
+    return storage.for_connection(connection).sql(sql)
 
 
 def from_fold(fold: StateFold, head_hash: bytes) -> LogState:

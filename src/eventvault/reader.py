@@ -39,8 +39,7 @@ class Reader:
 
     def sql(self, text: str) -> str:
         """`text` with `?` markers in the driver's parameter style."""
-        marker = self.storage.marker
-        return text if marker == "?" else text.replace("?", marker)
+        return self.storage.sql(text)
 
     def rows(self, text: str, parameters: tuple[object, ...] = ()) -> list[Row]:
         cursor = self.connection.cursor()

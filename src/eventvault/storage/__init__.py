@@ -127,13 +127,18 @@ class Storage(ABC):
         """A driver cursor that fetches rows as they are asked for."""
         return driver_connection.cursor()
 
+    def sql(self, text: str) -> str:
+        """`text`, whose parameter markers are `?` on every engine, in the driver's style.
+        (The vault's plain SQL holds no other `?` and no `%`: names are the schema's,
+        [a-z][a-z0-9_]*.)"""
+        return text if self.marker == "?" else text.replace("?", self.marker)
+
     def stream_rows(self, driver_connection: Any, sql: str,
                     parameters: tuple[object, ...] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows of a plain SQL query on the driver's (DB-API) connection, streamed in
         batches. `?` in `sql` is the parameter marker on every engine."""
         cursor = self._streaming_cursor(driver_connection)
-        if self.marker != "?":
-            sql = sql.replace("?", self.marker)
+        sql = self.sql(sql)
         try:
             cursor.execute(sql, parameters)
             while batch := cursor.fetchmany(READ_BATCH):

@@ -23,7 +23,8 @@ class PostgreSQLStorage(Storage):
     driver = "psycopg"
     driver_extra = "postgres"
     returning: ClassVar[bool] = True
-    # As SQLAlchemy's has_table asks: a table visible on the search path.
+    # A table (plain or partitioned) visible on the search path; SQLAlchemy's has_table
+    # also counts views and foreign tables, which a vault never uses for its own.
     table_exists_sql: ClassVar[str] = (
         "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = ? AND c.relkind IN ('r', 'p') "
         "AND pg_catalog.pg_table_is_visible(c.oid)")
