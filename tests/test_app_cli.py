@@ -18,7 +18,8 @@ COUNTS = {"User": 10, "WorkflowState": 5, "Document": 5, "Workflow": 4, "Placeho
 
 
 @pytest.mark.parametrize(("engine", "target_engine"), [
-    ("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "postgresql")])
+    ("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "postgresql"),
+    ("sqlite", "mariadb"), ("mariadb", "mariadb"), ("mariadb", "sqlite")])
 def test_the_story_through_the_cli(cli: Callable[..., Result], make_db: Callable[[str], str],
                                    tmp_path: Path, engine: str, target_engine: str) -> None:
     app_url, vault = make_db(engine), make_db(engine)

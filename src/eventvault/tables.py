@@ -143,10 +143,12 @@ projection: dict[str, Table] = {t.name: _legacy_table(t, legacy()) for t in lega
 # A declared schema's projection: one table per type, generated from the declaration. The
 # built-in dms v1 keeps the tables its alembic migration created (`projection`, equal field
 # for field); others are created by the vault when a schema declares them.
-# On MariaDB (variants only: the other engines' DDL is unchanged) a VARCHAR needs a length
-# and TEXT and BLOB hold 64 KiB, less than a value may.
+# On MariaDB (variants only: the other engines' DDL is unchanged) a VARCHAR needs a length,
+# TEXT and BLOB hold 64 KiB, less than a value may, and FLOAT is single precision (1/3 read
+# back 0.333333): DOUBLE, as floats are on the other engines, read as a float.
 _DECLARED_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
-    "str": LongText, "int": BigInteger, "bool": Boolean, "float": Float, "decimal": LongText,
+    "str": LongText, "int": BigInteger, "bool": Boolean, "decimal": LongText,
+    "float": lambda: Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb"),
     "date": lambda: String().with_variant(mysql.VARCHAR(10), "mysql", "mariadb"),
     "datetime": BigInteger, "json": LongText,
     "bytes": lambda: LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),

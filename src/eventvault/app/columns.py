@@ -115,9 +115,14 @@ def normal_decimal(stored: str, scale: int | None) -> str:
 def reading_type(column: Column[Any], kind: str, dialect: str) -> Any:
     """The type to read `column` as. A SQLite decimal column with no declared scale (Django
     declares plain `decimal`) would come back with ten decimal places; read the raw number
-    instead, which gives 12.5 for 12.50: SQLite itself does not keep the scale."""
+    instead, which gives 12.5 for 12.50: SQLite itself does not keep the scale. A float column
+is read as a float."""
     if kind == "decimal" and dialect == "sqlite" and getattr(column.type, "scale", 0) is None:
         return sqltypes.NullType()
+    if kind == "float" and getattr(column.type, "asdecimal", False):
+        # MariaDB's DOUBLE (Django's FloatField) reflects as a Float that gives Decimals
+        # rounded to ten places; the driver's own float is the exact value
+        return sqltypes.Float()
     if kind == "json":
         # Read as text: SQLAlchemy's JSON type gives None for SQL NULL and for JSON null alike
         return sqltypes.Text()

@@ -80,5 +80,6 @@ class Command(BaseCommand):
                 value=f"customised {number}")
         BackupConfig.objects.filter(name="config_05").update(retention_days=90, enabled=False,
                                                              max_size_gb=Decimal("12.125"))
+        # a float with more digits than a decimal read of it keeps (ten places)
         BackupConfig.objects.filter(name="config_14").update(schedule="every 6 hours",
-                                                             weight=0.1)
+                                                             weight=1 / 3)
