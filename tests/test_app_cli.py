@@ -57,7 +57,8 @@ def test_the_story_through_the_cli(cli: Callable[..., Result], make_db: Callable
 
 
 @pytest.mark.parametrize(("engine", "target_engine"), [
-    ("sqlite", "sqlite"), ("postgresql", "postgresql"), ("postgresql", "sqlite")])
+    ("sqlite", "sqlite"), ("postgresql", "postgresql"), ("postgresql", "sqlite"),
+    ("mariadb", "mariadb")])
 def test_after_a_disaster_the_package_alone_restores_and_captures(
         cli: Callable[..., Result], make_db: Callable[[str], str], tmp_path: Path,
         engine: str, target_engine: str) -> None:
