@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +92,44 @@ def test_a_writer_account_must_exist_and_must_not_be_the_owner(make_db) -> None:
     owner = make_url(url).username
     itself = run_cli("init", "--writer-role", f"{owner}@127.0.0.1", db=url)
     assert itself.code == 2 and "owns the vault" in itself.err
+
+
+READINGS = '''
+name = "lab"
+version = 1
+
+[[types]]
+name = "reading"
+table = "readings"
+natural_key = ["name"]
+fields = [{ name = "name", kind = "str" }, { name = "value", kind = "float" }]
+'''
+
+
+def test_a_float_column_as_0_3_0_made_it_is_repaired_by_rebuild(
+        make_db: Callable[[str], str], tmp_path: Path) -> None:
+    """0.3.0 gave a declared float field a FLOAT column on MariaDB (single precision: 1/3 read
+    back 0.333333). Such a vault's tables drift from its log; `rebuild`, the repair that
+    verify names, widens the column to DOUBLE and rewrites the rows from the log."""
+    db = make_db("mariadb")
+    schema = tmp_path / "lab.toml"
+    schema.write_text(READINGS)
+    ok("init", "--schema", str(schema), db=db)
+    third = repr(1 / 3)
+    ok("entity", "add", "reading", "--set", "name=a", "--set", f"value={third}",
+               "--as", "admin", db=db)
+    engine = create_engine(db)
+    with engine.begin() as connection:  # what 0.3.0 created, and its rounded value
+        connection.execute(text("ALTER TABLE readings MODIFY value FLOAT NOT NULL"))
+    drifted = run_cli("verify", db=db)
+    assert drifted.code != 0 and "rebuild" in drifted.out + drifted.err
+    ok("rebuild", "--as", "admin", db=db)
+    ok("verify", db=db)
+    shown = json.loads(ok("entity", "show", "reading:a", "--json", db=db).out)
+    assert shown["fields"]["value"] == 1 / 3
+    with engine.connect() as connection:
+        kind = connection.execute(text(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() "
+            "AND table_name = 'readings' AND column_name = 'value'")).scalar()
+    engine.dispose()
+    assert kind == "double"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from eventvault import codec, log_state, projection, store
+from eventvault import codec, log_state, projection, storage, store, vault_schema
 from eventvault.errors import IntegrityError
 from eventvault.events import GENESIS_HASH, chain_hash, decode_record
 from eventvault.fold import StateFold
@@ -31,6 +31,10 @@ class RebuildResult:
 
 
 def rebuild_tables(connection: Connection) -> RebuildResult:
+    # Before the lock: on MariaDB a column's repair is DDL, which commits (and so unlocks).
+    catalog = vault_schema.history(connection).catalog
+    storage.for_connection(connection).fit_columns(
+        connection, [table.name for table in projection_for(catalog).values()])
     store.lock_for_append(connection)
     fold, previous, expected = StateFold(), GENESIS_HASH, 1
     with closing(store.stream_rows(

@@ -249,3 +249,5 @@ def _compare_projection(connection: Connection, fold: StateFold, report: Report)
         report.findings.append(f"projection: {difference}")
     if len(differences) > MAX_REPORTED:
         report.findings.append(f"projection: ... and {len(differences) - MAX_REPORTED} more")
+    if differences:  # the repair, named once: the log is sound, the tables are rebuilt from it
+        report.findings[-1] += "; `eventvault rebuild --as ADMIN` rebuilds the tables from the log"

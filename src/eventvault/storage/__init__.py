@@ -173,6 +173,11 @@ class Storage(ABC):
         (Nothing to do where the next ID is always max(id) + 1.)"""
         return
 
+    def fit_columns(self, connection: Connection, tables: Sequence[str]) -> None:
+        """Give columns an earlier version created otherwise today's definition, before a
+        rebuild rewrites their rows (nothing to do on most engines)."""
+        return
+
     # --- a replay where DDL commits by itself (transactional_ddl False) -------------------
 
     @contextlib.contextmanager

@@ -106,6 +106,21 @@ class MariaDBStorage(Storage):
         """
         connection.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
+    def fit_columns(self, connection: Connection, tables: Sequence[str]) -> None:
+        """0.3.0 gave a declared float field a FLOAT column, single precision (1/3 read back
+        0.333333): widened to DOUBLE, as tables.py defines it now. Each ALTER commits by
+        itself; widening loses nothing, and a writer waits on the write lock (begin_write)."""
+        if not tables:
+            return
+        floats = connection.exec_driver_sql(
+            "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND data_type = 'float' "
+            f"AND table_name IN ({', '.join(['%s'] * len(tables))})", tuple(tables)).all()
+        for table, column, nullable in floats:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {_quote(table)} MODIFY {_quote(column)} DOUBLE"
+                + (" NOT NULL" if nullable == "NO" else ""))
+
     def _streaming_cursor(self, driver_connection: Any) -> Any:
         """PyMySQL's default cursor reads a whole result into memory when it executes (a
         snapshot of a large vault held its whole log); SSCursor reads rows off the socket as
