@@ -65,3 +65,22 @@ def test_an_error_does_not_run_into_the_bar(vault: str, tmp_path: Path) -> None:
     run = on_terminal("--db", vault, "replay", str(package))  # not empty: refused
     assert run.code == 1
     assert re.search(r"(^|\n)eventvault: target vault is not empty", run.terminal)
+
+
+def test_uploads_and_downloads_draw_their_bytes(vault: str, tmp_path: Path) -> None:
+    """A package going to or coming from a repository: a byte bar after the event bar,
+    each ending at 100 % on a line of its own."""
+    repository = str(tmp_path / "repository")
+    assert run_cli("repo", "init", repository).code == 0
+    stored = on_terminal("--db", vault, "snapshot", "--repo", repository)
+    assert stored.code == 0, stored.terminal
+    replayed = on_terminal("--db", f"sqlite:///{tmp_path / 'fresh.db'}", "replay",
+                           "--repo", repository)
+    assert replayed.code == 0, replayed.terminal
+    for run, first, second in ((stored, "snapshot", "upload"),
+                               (replayed, "download", "replay")):
+        finals = [line for line in re.split(r"[\r\n]+", run.terminal) if "100%" in line]
+        assert [line.split(":")[0].strip() for line in finals] == [first, second], run.terminal
+    byte_bar = next(line for line in re.split(r"[\r\n]+", stored.terminal)
+                    if line.startswith("upload") and "100%" in line)
+    assert re.search(r"\d[kMG]?B/s\]", byte_bar), byte_bar

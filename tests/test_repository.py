@@ -75,6 +75,22 @@ class TestStoreContract:
             store.get_file("a/one", tmp_path / "missing")
         assert [i.name for i in store.list("")] == ["a/big", "b/two"]
 
+    def test_transfers_tell_their_progress_to_the_last_byte(self, location: str,
+                                                            tmp_path: Path) -> None:
+        store = open_store(location)
+        store.prepare()
+        big = tmp_path / "big"
+        big.write_bytes(os.urandom(9 << 20))  # several parts on S3, several chunks elsewhere
+        sent: list[tuple[int, int]] = []
+        received: list[tuple[int, int]] = []
+        store.put_file("big", big, lambda done, total: sent.append((done, total)))
+        store.get_file("big", tmp_path / "back", lambda done, total: received.append((done, total)))
+        for told in (sent, received):
+            done = [seen for seen, _ in told]
+            assert len(told) > 1 and done == sorted(done), told
+            assert told[-1] == (9 << 20, 9 << 20) and {t for _, t in told} == {9 << 20}
+        assert (tmp_path / "back").read_bytes() == big.read_bytes()
+
     def test_the_story_encrypted(self, location: str, vault: str, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
         """snapshot, increments, forget, check, then replay a point in time into a new vault
@@ -239,7 +255,8 @@ class Garbling:
     def __getattr__(self, method: str) -> object:
         return getattr(self.inner, method)
 
-    def get_file(self, name: str, target: str | os.PathLike[str]) -> None:
+    def get_file(self, name: str, target: str | os.PathLike[str], progress: object = None
+                 ) -> None:
         self.inner.get_file(name, target)
         data = bytearray(Path(target).read_bytes())
         data[len(data) // 2] ^= 0x01

@@ -20,30 +20,39 @@ REDRAW_SECONDS = 0.25
 
 @contextmanager
 def shown(label: str, unit: str, *, quiet: bool = False) -> Iterator[Progress | None]:
-    """A callback drawing a bar for `label`, or None when nothing is to be drawn.
+    """A callback drawing a bar for `label`, or None when nothing is to be drawn; `unit`
+    "B" counts bytes (shown as kB, MB...).
 
-    The bar is closed (its last state left on its own line) however the block ends, so an
-    error message never runs into it.
+    The bar is closed (its last state left on its own line) when it reaches its total, so
+    the next bar starts on a line of its own, and however the block ends, so an error
+    message never runs into it. A count that starts again (a retried upload) opens it anew.
     """
     if quiet or not sys.stderr.isatty():
         yield None
         return
-    bars: list[Any] = []
+    bar: Any = None  # the open bar
+    ended: tuple[int, int] | None = None  # where the last one closed
 
     def update(done: int, total: int) -> None:
-        if not bars:
+        nonlocal bar, ended
+        if bar is None:
+            if (done, total) == ended:  # its end, told again
+                return
             from tqdm import tqdm
 
-            bars.append(tqdm(total=total, desc=label, unit=f" {unit}",
-                             file=sys.stderr, mininterval=REDRAW_SECONDS,
-                             dynamic_ncols=True, leave=True))
-        bar = bars[0]
+            in_bytes = unit == "B"
+            bar = tqdm(total=total, desc=label, unit=unit if in_bytes else f" {unit}",
+                       unit_scale=in_bytes, unit_divisor=1024, file=sys.stderr,
+                       mininterval=REDRAW_SECONDS, dynamic_ncols=True, leave=True)
         if bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            bar, ended = None, (done, total)
 
     try:
         yield update
     finally:
-        if bars:
-            bars[0].close()
+        if bar is not None:
+            bar.close()

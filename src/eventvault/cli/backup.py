@@ -112,8 +112,9 @@ def replay(context: Context, packages: tuple[str, ...], repo: str | None, vault_
     if replace and actor is None:  # the library refuses it too; say so before any download
         raise UsageError("replay --replace needs --as USERNAME naming an admin")
     one_point(at, until_seq)
-    with packages_to_replay(packages, repo, vault_id, passphrase_file, until_seq,
-                            parse_at(at)) as local, \
+    with shown("download", "B", quiet=output.quiet()) as download, \
+            packages_to_replay(packages, repo, vault_id, passphrase_file, until_seq,
+                               parse_at(at), download) as local, \
             shown("replay", "events", quiet=output.quiet()) as progress:
         result = run_replay(
             context.vault, local, replace=replace, dry_run=dry_run, actor=actor,
@@ -170,7 +171,9 @@ def verify(context: Context, packages: tuple[str, ...], repo: str | None, vault_
         from eventvault.cli.repo import packages_to_replay
 
         # The same sources as replay: downloaded and decrypted into a private directory.
-        with packages_to_replay(packages, repo, vault_id, passphrase_file, None, None) as local, \
+        with shown("download", "B", quiet=output.quiet()) as download, \
+                packages_to_replay(packages, repo, vault_id, passphrase_file, None, None,
+                                   download) as local, \
                 shown("verify", "events", quiet=output.quiet()) as progress:
             report = verify_packages(local, progress)
         # Findings name the sources, not the temporary copies (removed by now).

@@ -17,7 +17,7 @@ import click
 from eventvault import crypto, output
 from eventvault.errors import IntegrityError, UsageError
 from eventvault.events import us_to_iso
-from eventvault.progress import shown
+from eventvault.progress import Progress, shown
 
 if TYPE_CHECKING:  # imported on use: `eventvault --help` stays quick
     from eventvault.repo.repository import PackageInfo, Repository
@@ -278,10 +278,11 @@ def snapshot_elsewhere(vault: Any, output: str | None, repo_location: str | None
             raise IntegrityError(f"{repo_location} is not encrypted, yet a passphrase was "
                                  "given: refusing to upload in plaintext (unset "
                                  "EVENTVAULT_PASSPHRASE to write to an unencrypted repository)")
-        with shown("snapshot", "events", quiet=reporting.quiet()) as progress:
+        with shown("snapshot", "events", quiet=reporting.quiet()) as progress, \
+                shown("upload", "B", quiet=reporting.quiet()) as upload:
             stored = transfer.snapshot_to_repository(vault, repository, full=full,
                                                      until_seq=until_seq, at=at,
-                                                     progress=progress)
+                                                     progress=progress, upload=upload)
         footer = stored.result.footer
         data: dict[str, Any] = {
             "location": repo_location, "package": None, "base": None,
@@ -306,10 +307,12 @@ def snapshot_elsewhere(vault: Any, output: str | None, repo_location: str | None
         if full:
             raise UsageError("--full goes with --repo")
         passphrase = crypto.read_passphrase(passphrase_file) if encrypt else None
-        with shown("snapshot", "events", quiet=reporting.quiet()) as progress:
+        with shown("snapshot", "events", quiet=reporting.quiet()) as progress, \
+                shown("upload", "B", quiet=reporting.quiet()) as upload:
             stored = transfer.snapshot_to_file(vault, output, encrypt=encrypt,
                                                passphrase=passphrase, until_seq=until_seq,
-                                               at=at, since=since, progress=progress)
+                                               at=at, since=since, progress=progress,
+                                               upload=upload)
         footer = stored.result.footer
         sealed = ", encrypted" if encrypt else ""
         lines = [f"wrote {output}: {footer.event_count} events (seq "
@@ -330,13 +333,16 @@ def snapshot_elsewhere(vault: Any, output: str | None, repo_location: str | None
 
 def packages_to_replay(packages: tuple[str, ...], repo_location: str | None,
                        vault_id: str | None, passphrase_file: str | None,
-                       until_seq: int | None, at: int | None) -> Any:
-    """A context manager giving the plain local package files to replay."""
+                       until_seq: int | None, at: int | None,
+                       download: Progress | None = None) -> Any:
+    """A context manager giving the plain local package files to replay (`download`
+    counting the bytes fetched from a repository or s3://)."""
     from eventvault.repo import transfer
 
     if repo_location is not None:
         repository = open_repository(repo_location, passphrase_file)
-        return transfer.repository_packages(repository, vault_id, until_seq, at)
+        return transfer.repository_packages(repository, vault_id, until_seq, at, download)
     if vault_id is not None:
         raise UsageError("--vault goes with --repo")
-    return transfer.local_packages(packages, crypto.read_passphrase(passphrase_file))
+    return transfer.local_packages(packages, crypto.read_passphrase(passphrase_file),
+                                   download)

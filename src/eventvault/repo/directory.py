@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import uuid
 from pathlib import Path
 
-from eventvault.repo.store import SMALL_OBJECT_LIMIT, ObjectInfo, ObjectMissing, StoreError
+from eventvault.progress import Progress
+from eventvault.repo.store import (
+    SMALL_OBJECT_LIMIT,
+    ObjectInfo,
+    ObjectMissing,
+    StoreError,
+    copy_file,
+)
 
 TEMP_DIR = "tmp"  # uncommitted writes: never listed, safe to delete when no write is running
 
@@ -52,22 +58,24 @@ class DirectoryStore:
                 temp.unlink()
             raise
 
-    def put_file(self, name: str, source: str | os.PathLike[str]) -> None:
+    def put_file(self, name: str, source: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
         def copy(file: object) -> None:
             with open(source, "rb") as data:
-                shutil.copyfileobj(data, file, 1 << 20)  # type: ignore[arg-type]
+                copy_file(data, file, progress)  # type: ignore[arg-type]
 
         self._commit(name, copy)
 
     def put_bytes(self, name: str, data: bytes) -> None:
         self._commit(name, lambda file: file.write(data))  # type: ignore[attr-defined]
 
-    def get_file(self, name: str, target: str | os.PathLike[str]) -> None:
+    def get_file(self, name: str, target: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
         try:
             with open(self._path(name), "rb") as data:
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 with os.fdopen(fd, "wb") as file:
-                    shutil.copyfileobj(data, file, 1 << 20)
+                    copy_file(data, file, progress)
         except FileNotFoundError:
             raise ObjectMissing(f"{self.location}: {name} does not exist") from None
         except OSError as exc:

@@ -29,6 +29,7 @@ from typing import Any
 from eventvault import crypto
 from eventvault.errors import EventVaultError, PackageError, UsageError
 from eventvault.package import PackageReader
+from eventvault.progress import Progress
 from eventvault.repo.locations import open_store
 from eventvault.repo.store import ObjectMissing, Store
 
@@ -238,7 +239,7 @@ class Repository:
             raise PackageError(f"{self.location}/{object_name} describes another package")
         return info
 
-    def add(self, path: str | os.PathLike[str]) -> PackageInfo:
+    def add(self, path: str | os.PathLike[str], upload: Progress | None = None) -> PackageInfo:
         """Upload a finished local package: the package (encrypted if the repository is),
         then its index object, which is what makes it part of the repository."""
         reader = PackageReader(path)
@@ -258,7 +259,7 @@ class Repository:
                 last_time=footer.last_time, event_count=footer.event_count,
                 created_at=header.created_at, state_digest=footer.state_digest,
                 size=stored.stat().st_size)
-            self.store.put_file(info.object_name, stored)
+            self.store.put_file(info.object_name, stored, upload)
         data = json.dumps(asdict(info)).encode()
         if self._data_key is not None:
             data = crypto.seal(self._data_key, data, name.encode())
@@ -270,11 +271,12 @@ class Repository:
         self.store.delete(f"{INDEX}{info.name}.json")
         self.store.delete(info.object_name)
 
-    def download(self, info: PackageInfo, directory: Path) -> Path:
+    def download(self, info: PackageInfo, directory: Path,
+                 progress: Progress | None = None) -> Path:
         """The package as a plain local file in `directory`, its name and content checked."""
         target = directory / f"{info.name[:16]}.evpkg"
         fetched = directory / f"{info.name[:16]}.download"
-        self.store.get_file(info.object_name, fetched)
+        self.store.get_file(info.object_name, fetched, progress)
         try:
             if _sha256_file(fetched) != info.name:
                 raise PackageError(f"{self.location}/{info.object_name}: content does not match "

@@ -10,10 +10,12 @@ when the upload is completed, which is the last request (an aborted one is clean
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from eventvault.progress import Progress
 from eventvault.repo.store import SMALL_OBJECT_LIMIT, ObjectInfo, ObjectMissing, StoreError
 
 PART_SIZE = 8 << 20  # multipart threshold and part size: memory per transfer is a few parts
@@ -73,15 +75,25 @@ class S3Store:
             return call()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def put_file(self, name: str, source: str | os.PathLike[str]) -> None:
+    def put_file(self, name: str, source: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
+        counted = _Counted(os.path.getsize(source), progress) if progress else None
         self._call("upload", name, lambda: self._client.upload_file(
-            os.fspath(source), self.bucket, self.prefix + name, Config=self._transfer))
+            os.fspath(source), self.bucket, self.prefix + name, Config=self._transfer,
+            Callback=counted))
 
-    def get_file(self, name: str, target: str | os.PathLike[str]) -> None:
+    def get_file(self, name: str, target: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
+        counted = None
+        if progress:  # the size, for the bar only: one more request when one is drawn
+            size = self._call("download", name, lambda: self._client.head_object(
+                Bucket=self.bucket, Key=self.prefix + name)["ContentLength"])
+            counted = _Counted(int(size), progress)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as file:
             self._call("download", name, lambda: self._client.download_fileobj(
-                self.bucket, self.prefix + name, file, Config=self._transfer))
+                self.bucket, self.prefix + name, file, Config=self._transfer,
+                Callback=counted))
 
     def put_bytes(self, name: str, data: bytes) -> None:
         self._call("upload", name, lambda: self._client.put_object(
@@ -127,3 +139,17 @@ class S3Store:
                  {"CreateBucketConfiguration": {"LocationConstraint": region}})
         self._call("create the bucket", "", lambda: self._client.create_bucket(
             Bucket=self.bucket, **where))
+
+
+class _Counted:
+    """boto3's transfer callback, called with the bytes moved since its last call from the
+    transfer's worker threads: summed under a lock into `progress(done, total)`."""
+
+    def __init__(self, total: int, progress: Progress) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+        self.lock = threading.Lock()
+
+    def __call__(self, moved: int) -> None:
+        with self.lock:
+            self.done += moved
+            self.progress(self.done, self.total)

@@ -13,9 +13,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from eventvault.errors import EventVaultError
+from eventvault.progress import Progress
+
+CHUNK = 1 << 20  # bytes a file is copied by, and how often its progress is told
 
 
 class StoreError(EventVaultError):
@@ -37,11 +40,15 @@ class Store(Protocol):
 
     location: str  # what a message names it as: a directory or s3://bucket/prefix
 
-    def put_file(self, name: str, source: str | os.PathLike[str]) -> None:
-        """Upload a finished local file; `name` appears only once all of it is stored."""
+    def put_file(self, name: str, source: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
+        """Upload a finished local file; `name` appears only once all of it is stored.
+        `progress(bytes sent, bytes in all)` as it goes."""
 
-    def get_file(self, name: str, target: str | os.PathLike[str]) -> None:
-        """Stream the object into the local file `target` (created, never overwritten)."""
+    def get_file(self, name: str, target: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
+        """Stream the object into the local file `target` (created, never overwritten);
+        `progress(bytes received, bytes in all)` as it goes."""
 
     def put_bytes(self, name: str, data: bytes) -> None:
         """A small object (configuration, keys, package metadata), written atomically."""
@@ -60,6 +67,16 @@ class Store(Protocol):
 
 
 SMALL_OBJECT_LIMIT = 1 << 20  # get_bytes is for metadata: refuse to read anything larger
+
+
+def copy_file(source: BinaryIO, target: BinaryIO, progress: Progress | None) -> None:
+    """Copy an open file to another a chunk at a time, telling `progress` after each."""
+    total, done = os.fstat(source.fileno()).st_size, 0
+    while chunk := source.read(CHUNK):
+        target.write(chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
 
 
 T = TypeVar("T")
@@ -87,17 +104,19 @@ class RetryingStore:
                 time.sleep(pause)
         return call()
 
-    def put_file(self, name: str, source: str | os.PathLike[str]) -> None:
-        self._retry(lambda: self.inner.put_file(name, source))
+    def put_file(self, name: str, source: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
+        self._retry(lambda: self.inner.put_file(name, source, progress))
 
-    def get_file(self, name: str, target: str | os.PathLike[str]) -> None:
+    def get_file(self, name: str, target: str | os.PathLike[str],
+                 progress: Progress | None = None) -> None:
         if os.path.lexists(target):
             raise FileExistsError(17, "File exists", os.fspath(target))
 
         def attempt() -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)  # what a failed attempt left (checked absent before)
-            self.inner.get_file(name, target)
+            self.inner.get_file(name, target, progress)
 
         self._retry(attempt)
 

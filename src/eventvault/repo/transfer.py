@@ -78,8 +78,10 @@ def _place(source: Path, target: Path) -> None:
 
 def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: str | None,
                      until_seq: int | None, at: int | None, since: str | None,
-                     progress: Progress | None = None) -> Stored:
-    """A single package to a local path or s3://bucket/key, encrypted if asked."""
+                     progress: Progress | None = None, upload: Progress | None = None
+                     ) -> Stored:
+    """A single package to a local path or s3://bucket/key, encrypted if asked; `progress`
+    counts the events written, `upload` the bytes sent to s3://."""
     if encrypt and passphrase is None:
         _seal_single(Path(), Path(), None)  # the same one-line refusal, before any work
     if not is_remote(output) and Path(output).exists():
@@ -90,7 +92,7 @@ def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: st
         final = _seal_single(result.path, work, passphrase) if encrypt else result.path
         if is_remote(output):
             store, name = remote_object(output)
-            store.put_file(name, final)
+            store.put_file(name, final, upload)
         else:
             _place(final, Path(output))
         size = final.stat().st_size
@@ -100,8 +102,10 @@ def snapshot_to_file(vault: Vault, output: str, *, encrypt: bool, passphrase: st
 
 def snapshot_to_repository(vault: Vault, repository: Repository, *, full: bool,
                            until_seq: int | None, at: int | None,
-                           progress: Progress | None = None) -> Stored:
-    """A package into the repository: incremental on its latest package of this vault."""
+                           progress: Progress | None = None, upload: Progress | None = None
+                           ) -> Stored:
+    """A package into the repository: incremental on its latest package of this vault;
+    `progress` counts the events written, `upload` the package's bytes stored."""
     with vault.reading() as connection:
         vault_id = vault.vault_id(connection)
     base = None
@@ -115,14 +119,16 @@ def snapshot_to_repository(vault: Vault, repository: Repository, *, full: bool,
                           base_head=head, progress=progress)
         if base is not None and result.footer.event_count == 0:
             return Stored(result, repository.location, base, None)
-        info = repository.add(result.path)
+        info = repository.add(result.path, upload)
     return Stored(result, repository.location, base, info)
 
 
 @contextmanager
-def local_packages(sources: Sequence[str], passphrase: str | None) -> Iterator[list[str]]:
-    """The given packages as plain local files: s3:// ones downloaded, encrypted ones
-    decrypted, into a private temporary directory that is removed afterwards."""
+def local_packages(sources: Sequence[str], passphrase: str | None,
+                   download: Progress | None = None) -> Iterator[list[str]]:
+    """The given packages as plain local files: s3:// ones downloaded (`download` counting
+    each one's bytes), encrypted ones decrypted, into a private temporary directory that is
+    removed afterwards."""
     if not any(is_remote(s) or crypto.is_encrypted(s) for s in sources):
         yield list(sources)
         return
@@ -134,7 +140,7 @@ def local_packages(sources: Sequence[str], passphrase: str | None) -> Iterator[l
                 store, name = remote_object(source)
                 path = work / f"{number}-{name}"
                 try:
-                    store.get_file(name, path)
+                    store.get_file(name, path, download)
                 except ObjectMissing:
                     raise UsageError(f"{source} does not exist") from None
             if crypto.is_encrypted(path):
@@ -149,11 +155,23 @@ def local_packages(sources: Sequence[str], passphrase: str | None) -> Iterator[l
 
 @contextmanager
 def repository_packages(repository: Repository, vault_id: str | None, until_seq: int | None,
-                        at: int | None) -> Iterator[list[str]]:
-    """The chain restoring the point asked for, downloaded, full package first."""
+                        at: int | None, download: Progress | None = None
+                        ) -> Iterator[list[str]]:
+    """The chain restoring the point asked for, downloaded, full package first; `download`
+    counts the bytes of the whole chain."""
     infos = repository.packages()
     vault_id = repository.vault_of(infos, vault_id)
     chain = pick([info for info in infos if info.vault_id == vault_id],
                  until_seq=until_seq, at=at)
+    total, before = sum(info.size for info in chain), 0
+
+    def counted(done: int, _size: int) -> None:  # one package's bytes, as the chain's
+        assert download is not None
+        download(before + done, total)
+
     with private_directory() as work:
-        yield [str(repository.download(info, work)) for info in chain]
+        local = []
+        for info in chain:
+            local.append(str(repository.download(info, work, counted if download else None)))
+            before += info.size
+        yield local
