@@ -124,7 +124,8 @@ class Entities:
         if known is not None:
             return known
         spec = self.spec(type_name)
-        values.check_text(f"the {type_name} reference", ref, self.max_text)
+        if not values.plainly_storable(ref, self.max_text):
+            values.check_text(f"the {type_name} reference", ref, self.max_text)
         text = ref.strip()
         if ":" in text and not is_uuid(text):
             prefix, key = text.split(":", 1)
@@ -287,10 +288,8 @@ class Entities:
                 self._rows.delete(spec.name, row["id"])
                 self._identity.forget(spec.name, row)
             else:
-                self._identity.forget(spec.name, row)
                 self._rows.update(spec.name, row["id"], columns)
-                row.update(columns)
-                self._identity.remember(spec.name, row)
+                self._identity.change(spec.name, row, columns)
         return entity_id
 
     # --- the checks ----------------------------------------------------------------------

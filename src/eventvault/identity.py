@@ -63,6 +63,15 @@ class IdentityMap:
         if key is not None:
             self._by_key[(type_name, str(row[key]))] = row["uuid"]
 
+    def change(self, type_name: str, row: dict[str, Any], columns: dict[str, Any]) -> None:
+        """Apply `columns` to a row this map holds: its UUID and ID stay, so only a changed
+        natural key moves (what `forget` then `remember` did, in fewer steps per command)."""
+        key = self._keys.get(type_name)
+        if key is not None and key in columns:
+            self._by_key.pop((type_name, str(row[key])), None)
+            self._by_key[(type_name, str(columns[key]))] = row["uuid"]
+        row.update(columns)
+
     def forget(self, type_name: str, row: dict[str, Any]) -> None:
         self._by_uuid.pop(row["uuid"], None)
         self._by_id.pop((type_name, row["id"]), None)

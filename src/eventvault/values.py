@@ -47,6 +47,12 @@ def storable_error(value: str) -> str | None:
     return None
 
 
+def plainly_storable(value: str, limit: int) -> bool:
+    """The common case, decided without building a message: ASCII (so as many UTF-8 bytes
+    as characters), no NUL, within the limit. False: `check_text` decides."""
+    return value.isascii() and len(value) <= limit and "\x00" not in value
+
+
 def check_text(what: str, value: str, limit: int) -> None:
     """Refuse (ValidationError) a text value no engine can store, or one over `limit` bytes."""
     problem = storable_error(value)
@@ -60,5 +66,7 @@ def check_text(what: str, value: str, limit: int) -> None:
 
 def check_fields(entity_type: str, fields: Mapping[str, object], limit: int) -> None:
     for name, value in fields.items():
-        if isinstance(value, str):
+        # The message's label is built only for a value the fast test does not pass: this
+        # runs for every field of every command.
+        if isinstance(value, str) and not plainly_storable(value, limit):
             check_text(f"{entity_type} {name}", value, limit)
