@@ -55,12 +55,17 @@ class _Layout:
     references: dict[str, ReferenceSpec]
     plain: tuple[str, ...]  # plain fields in schema order
     bools: tuple[str, ...]
+    blank: dict[str, FieldValue]  # a new entity before its given fields: defaults, no refs
+    required: tuple[str, ...]  # fields and references a new entity must have
 
     @classmethod
     def of(cls, spec: TypeSpec) -> _Layout:
+        blank: dict[str, FieldValue] = {f.name: f.default for f in spec.fields}
+        blank.update({r.name: None for r in spec.references})
         return cls({f.name: f for f in spec.fields}, {r.name: r for r in spec.references},
                    tuple(f.name for f in spec.fields),
-                   tuple(f.name for f in spec.fields if f.kind == "bool"))
+                   tuple(f.name for f in spec.fields if f.kind == "bool"), blank,
+                   tuple(f.name for f in (*spec.fields, *spec.references) if f.required))
 
 
 class Entities:
@@ -189,11 +194,9 @@ class Entities:
     def create_entity(self, spec: TypeSpec, fields: Mapping[str, FieldValue],
                       entity_id: str | None = None) -> str:
         """Record a new entity: defaults for what is not given, then every check."""
-        given: dict[str, FieldValue] = {f.name: f.default for f in spec.fields}
-        given.update({r.name: None for r in spec.references})
-        given.update(fields)
-        missing = [f.name for f in spec.fields if f.required and given[f.name] is None]
-        missing += [r.name for r in spec.references if r.required and given[r.name] is None]
+        layout = self._layouts.get(spec.name) or _Layout.of(spec)
+        given: dict[str, FieldValue] = {**layout.blank, **fields}
+        missing = [name for name in layout.required if given[name] is None]
         if missing:
             raise ValidationError(f"a {spec.name} needs {', '.join(missing)}")
         self._check(spec, given)

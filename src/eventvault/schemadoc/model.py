@@ -32,10 +32,12 @@ class ReferenceSpec:
     target: str
     required: bool = True
     renamed_from: str | None = None
+    # The table column holding the target's row ID: derived once, as TypeSpec's names are
+    # (the write path asks for it per reference per command), never compared.
+    column: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def column(self) -> str:
-        return f"{self.name}_id"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column", f"{self.name}_id")
 
 
 @dataclass(frozen=True, slots=True)
