@@ -3,7 +3,8 @@
 Every reference in an event is a UUID; in the tables it is the integer ID the current
 database gave the referenced row. The command path resolves it through the domain's
 identity map and writes rows with `RowWriter`; replay numbers a whole folded state itself
-(`projection_rows`) and bulk-loads it (`load_rows`); reading turns IDs back into UUIDs.
+(`projection_rows`) and bulk-loads it (`load_rows`); reading turns IDs back into UUIDs
+(projection_read.py).
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-from sqlalchemy.sql import Select
+from sqlalchemy import Connection
 
 from eventvault import storage
 from eventvault.catalog import Catalog
-from eventvault.events import FieldValue
 from eventvault.fold import VALUES, StateFold
-from eventvault.schemadoc import TypeSpec
+from eventvault.projection_read import read_entities
 from eventvault.store import stream_rows
 from eventvault.tables import projection, projection_for
 
@@ -93,64 +92,6 @@ class RowWriter:
         sql = self._statement(("delete", table),
                               lambda: f"DELETE FROM {table} WHERE id = {self._marker}")
         self._cursor.execute(sql, (row_id,))
-
-
-def _entity_query(entity: TypeSpec, tables: dict[str, Any], by_uuid: bool) -> Select[Any]:
-    """Rows of one type with every reference turned back into the target's UUID."""
-    table = tables[entity.name]
-    columns: list[Any] = [table.c.uuid, *(table.c[f.name] for f in entity.fields)]
-    source: Any = table
-    for reference in entity.references:
-        target = tables[reference.target].alias(f"ref_{reference.name}")
-        source = source.outerjoin(target, target.c.id == table.c[reference.column])
-        columns.append(target.c.uuid)
-    query = select(*columns).select_from(source)
-    return query.order_by(table.c.uuid) if by_uuid else query
-
-
-def read_entities(connection: Connection, catalog: Catalog, type_name: str, *,
-                  by_uuid: bool = False) -> Iterator[tuple[str, list[FieldValue]]]:
-    """(uuid, values in schema order) for every row of a type, in table order or, with
-    `by_uuid`, sorted by UUID (measured: 2-3x slower at 300k rows, the rows fetched in
-    index order; the digests and comparisons need no order)."""
-    entity = catalog.schema.type(type_name)
-    assert entity is not None
-    bool_positions = [i for i, f in enumerate(entity.fields) if f.kind == "bool"]
-    float_positions = [i for i, f in enumerate(entity.fields) if f.kind == "float"]
-    bytes_positions = [i for i, f in enumerate(entity.fields) if f.kind == "bytes"]
-    # The query has no parameters: compiled once to plain SQL, its rows come straight from
-    # the driver (snapshot and replay read every entity to compute the state digest).
-    sql = str(_entity_query(entity, projection_for(catalog), by_uuid).compile(
-        dialect=connection.dialect))
-    for row in stream_rows(connection, sql):
-        values = list(row[1:])
-        for position in bool_positions:  # SQLite hands booleans back as 0/1
-            if values[position] is not None:
-                values[position] = bool(values[position])
-        for position in float_positions:  # a whole float may come back as an int
-            if values[position] is not None:
-                values[position] = float(values[position])
-        for position in bytes_positions:  # memoryview on some drivers
-            if values[position] is not None:
-                values[position] = bytes(values[position])
-        yield row[0], values
-
-
-def read_state(connection: Connection, catalog: Catalog, *, by_uuid: bool = False
-               ) -> Iterator[tuple[str, str, list[FieldValue]]]:
-    """Every entity as (type, uuid, values), type by type in name order."""
-    for type_name in sorted(catalog.type_names):
-        for entity_id, values in read_entities(connection, catalog, type_name,
-                                               by_uuid=by_uuid):
-            yield type_name, entity_id, values
-
-
-def counts(connection: Connection, catalog: Catalog) -> dict[str, int]:
-    tables = projection_for(catalog)
-    return {
-        name: connection.execute(select(func.count()).select_from(tables[name])).scalar_one()
-        for name in catalog.type_names
-    }
 
 
 ProjectionRows = Iterator[tuple[str, list[tuple[Any, ...]]]]  # (type name, rows, IDs included)

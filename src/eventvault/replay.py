@@ -33,6 +33,7 @@ from eventvault import (
     log_read,
     log_state,
     projection,
+    projection_read,
     schema,
     storage,
     store,
@@ -255,7 +256,7 @@ def _check_target(target: Vault, replace: bool, actor: str, command: str) -> boo
         if not replace and target.holds_only_system_entities(connection):
             return False
         schema.require_current(connection, target.where)
-        counts = projection.counts(connection, vault_schema.history(connection).catalog)
+        counts = projection_read.counts(connection, vault_schema.history(connection).catalog)
     if not replace:
         held = ", ".join(f"{n} {t}s" for t, n in counts.items() if n)
         raise ValidationError(
@@ -378,8 +379,8 @@ def _verify(connection: Connection, catalog: Catalog, folded: _FoldedState,
     A fold that differs from the package still fails the replay: the tables built from it
     differ from the package's digest. The counts of the fold are compared as well (free).
     """
-    table_counts = projection.counts(connection, catalog)
-    table_digest = state_digest(projection.read_state(connection, catalog))
+    table_counts = projection_read.counts(connection, catalog)
+    table_digest = state_digest(projection_read.read_state(connection, catalog))
     if table_counts != folded.counts or (
             folded.digest is not None and table_digest != folded.digest):
         raise IntegrityError(

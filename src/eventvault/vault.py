@@ -16,7 +16,7 @@ from eventvault import engine as engines
 from eventvault import (
     log_read,
     permissions,
-    projection,
+    projection_read,
     schema,
     schema_apply,
     storage,
@@ -351,10 +351,10 @@ class Vault:
                 raise UsageError(f"seq {at_seq} is outside the log (1 to {head_seq})")
             if at_seq is None:
                 catalog = vault_schema.history(connection).catalog
-                state: Iterator[tuple[str, str, list[Any]]] = projection.read_state(
+                state: Iterator[tuple[str, str, list[Any]]] = projection_read.read_state(
                     connection, catalog, by_uuid=True)
                 names_of = catalog.names
-                total = sum(projection.counts(connection, catalog).values()) if progress else 0
+                total = sum(projection_read.counts(connection, catalog).values()) if progress else 0
             else:
                 fold = StateFold()
                 for event in store.read_events(connection, until_seq=at_seq):

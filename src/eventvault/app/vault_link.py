@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
 
-from eventvault import projection, vault_schema
+from eventvault import projection_read, vault_schema
 from eventvault.app.capture import capture as capture_changes
 from eventvault.app.connect import app_engine
 from eventvault.app.evolution import reattach, settled
@@ -259,7 +259,7 @@ def _vault_state(connection: Connection, catalog: Catalog, mapping: AppMapping
     # In table order: nothing here needs UUID order (the digest and diff sort), and the
     # index order read was the slower half of reading the vault's state.
     return {spec.type: StoredRows(catalog.names[spec.type], dict(
-        projection.read_entities(connection, catalog, spec.type))) for spec in mapping.tables}
+        projection_read.read_entities(connection, catalog, spec.type))) for spec in mapping.tables}
 
 
 def restore(vault: Vault, target: str, *, at_seq: int | None = None, at: int | None = None,
