@@ -52,14 +52,15 @@ def test_a_failed_helper_leaves_the_check_to_the_snapshot(
 
 def test_figures_read_at_another_head_are_read_again(vault: str) -> None:
     opened = Vault(vault)
+    url = opened.url.render_as_string(hide_password=False)
     try:
         with opened.reading(consistent=True) as connection:
             head = log_read.read_head(connection)
-            pending = table_check.PendingFigures(opened, helper=True)
+            pending = table_check.PendingFigures(url, helper=True)
             found = pending.figures(connection, head)
             assert found == table_check.table_figures(connection)
             # A helper that read the tables after another writer's commit: not used.
-            pending = table_check.PendingFigures(opened, helper=True)
+            pending = table_check.PendingFigures(url, helper=True)
             later = log_read.Head(head.seq + 1, bytes(32), head.recorded_at)
             assert pending.figures(connection, later).head_seq == head.seq
     finally:

@@ -63,12 +63,12 @@ def table_figures(source: Reader | Connection) -> TableFigures:
 
 
 class PendingFigures:
-    """The tables' figures, taken by a helper process started now (`helper=True`) or, when
-    asked for, in the caller's transaction."""
+    """The tables' figures, taken by a helper process on the vault at `url` (its password
+    included) started now (`helper=True`) or, when asked for, in the caller's transaction."""
 
-    def __init__(self, vault: Vault, *, helper: bool) -> None:
+    def __init__(self, url: str | None, *, helper: bool) -> None:
         self._process: subprocess.Popen[bytes] | None = None
-        if not helper:
+        if not helper or url is None:
             return
         # The helper must run this very eventvault, wherever it was imported from.
         here = str(Path(__file__).resolve().parents[1])
@@ -80,18 +80,18 @@ class PendingFigures:
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             # The URL (password included) on stdin: never on a command line others can read.
             assert self._process.stdin is not None
-            self._process.stdin.write(vault.url.render_as_string(hide_password=False).encode())
+            self._process.stdin.write(url.encode())
             self._process.stdin.close()
         except OSError:
             self.cancel()
 
-    def figures(self, connection: Connection, head: log_read.Head) -> TableFigures:
+    def figures(self, source: Reader | Connection, head: log_read.Head) -> TableFigures:
         """The tables' figures at `head`: the helper's if it read them there, else read now
-        in `connection` (the snapshot's own transaction)."""
+        in `source` (the snapshot's own transaction)."""
         found = self._receive()
         if found is not None and (found.head_seq, found.head_hash) == (head.seq, head.hash):
             return found
-        return table_figures(connection)
+        return table_figures(source)
 
     def cancel(self) -> None:
         """Stop the helper, if any (the snapshot failed or no longer needs it)."""

@@ -42,7 +42,7 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
              until_seq: int | None) -> None:
     """Write the log (or its part up to --at/--seq) as a verifiable package."""
     from eventvault import output as reporting  # `output` is the package file here
-    from eventvault.snapshot import snapshot as write_snapshot
+    from eventvault.snapshot import snapshot_of
 
     if output is None and repo is None:
         raise UsageError("Missing option '-o' / '--output' (or --repo LOCATION)")
@@ -61,8 +61,9 @@ def snapshot(context: Context, output: str | None, since: str | None, repo: str 
     if full:
         raise UsageError("--full goes with --repo")
     with shown("snapshot", "events", quiet=reporting.quiet()) as progress:
-        result = write_snapshot(context.vault, output, since=since,  # type: ignore[arg-type]
-                                until_seq=until_seq, at=parse_at(at), progress=progress)
+        result = snapshot_of(context.db, lambda: context.vault, output,  # type: ignore[arg-type]
+                             since=since, until_seq=until_seq, at=parse_at(at),
+                             progress=progress)
     footer = result.footer
     first = result.base_seq + 1
     reporting.report(
