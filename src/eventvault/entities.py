@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from eventvault import permissions, values
+from eventvault.catalog import Catalog
 from eventvault.errors import (
     ConcurrencyError,
     EntityAbsentError,
@@ -68,6 +69,21 @@ class _Layout:
                    tuple(f.name for f in (*spec.fields, *spec.references) if f.required))
 
 
+_LOOKUPS: dict[str, tuple[dict[str, TypeSpec], dict[str, _Layout]]] = {}
+
+
+def _lookups(catalog: Catalog) -> tuple[dict[str, TypeSpec], dict[str, _Layout]]:
+    """A schema's types and their layouts by name, derived once per process per schema (by
+    its hash: a catalog never changes; a new schema is a new catalog), not per transaction,
+    which a one-command transaction paid for every type."""
+    found = _LOOKUPS.get(catalog.hash)
+    if found is None:
+        types = catalog.schema.types
+        found = _LOOKUPS[catalog.hash] = ({t.name: t for t in types},
+                                          {t.name: _Layout.of(t) for t in types})
+    return found
+
+
 class Entities:
     """Entity commands inside one transaction (`appender` None: read only).
 
@@ -88,8 +104,7 @@ class Entities:
             values.check_text("the reason", reason, self.max_text)
         self.reason = reason
         self.tables = projection_for(self.catalog)
-        self._specs = {t.name: t for t in self.catalog.schema.types}
-        self._layouts = {t.name: _Layout.of(t) for t in self.catalog.schema.types}
+        self._specs, self._layouts = _lookups(self.catalog)
         # Private like the appender: only `_record` writes rows through them.
         self._identity = IdentityMap(connection, self.catalog, self.tables)
         self._rows = self._identity.rows
