@@ -57,14 +57,19 @@ class LogState:
         return f"{self.digest % MODULUS:064x}"
 
 
-def load(source: Reader | Connection) -> LogState | None:
+def load(source: Reader | Connection, history: SchemaHistory | None = None
+         ) -> LogState | None:
+    """The maintained values, None if none are stored. `history`: the vault's, when the
+    caller has read it already (its counts start from every type it declares)."""
     reader = as_reader(source)
     row = reader.first("SELECT head_seq, head_hash, state_digest, counts FROM log_state "
                        "WHERE id = 1")
     if row is None:
         return None
     head_seq, head_hash, state_digest, stored_counts = row
-    counts = vault_schema.history(reader).catalog.zero_counts()
+    if history is None:
+        history = vault_schema.history(reader)
+    counts = history.catalog.zero_counts()
     counts.update(json.loads(stored_counts))
     return LogState(int(head_seq), bytes(head_hash), int(state_digest, 16), counts)
 
@@ -116,7 +121,8 @@ class Tracker:
 
     def __init__(self, connection: Connection, head_seq: int, head_hash: bytes) -> None:
         self._connection = connection
-        found = load(connection)
+        self.history: SchemaHistory = vault_schema.history(connection)
+        found = load(connection, self.history)
         if found is None:
             found = compute(connection)
         elif (found.head_seq, found.head_hash) != (head_seq, head_hash):
@@ -125,7 +131,6 @@ class Tracker:
                 f"seq {head_seq}: the log or the state was changed behind its back; {REPAIR}"
             )
         self.state = found
-        self.history: SchemaHistory = vault_schema.history(connection)
         self._recompute = False  # a schema event moved every entity of a changed type
         self._cursor = connection.connection.cursor()
         marker = storage.for_connection(connection).marker

@@ -19,6 +19,7 @@ from eventvault.storage import Storage
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
+    from sqlalchemy.engine.url import URL
 
 Row = tuple[Any, ...]
 
@@ -32,10 +33,18 @@ _PLAIN_SQLITE = re.compile(r"sqlite(?:\+pysqlite)?:///(?P<path>[A-Za-z0-9_.~ +/-
 class Reader:
     """A DB-API connection in a read transaction, and the engine it talks to."""
 
-    def __init__(self, connection: Any, storage: Storage, where: str) -> None:
+    def __init__(self, connection: Any, storage: Storage, where: str | URL) -> None:
         self.connection = connection
         self.storage = storage
-        self.where = where  # the vault's URL without its password, for messages
+        self._where = where
+
+    @property
+    def where(self) -> str:
+        """The vault's URL without its password, for messages; a URL is rendered on first
+        use (a write transaction makes several Readers and rarely needs it)."""
+        if not isinstance(self._where, str):
+            self._where = self._where.render_as_string(hide_password=True)
+        return self._where
 
     def sql(self, text: str) -> str:
         """`text` with `?` markers in the driver's parameter style."""
@@ -78,9 +87,8 @@ def as_reader(source: Reader | Connection) -> Reader:
         return source
     from eventvault import storage
 
-    url = source.engine.url
     return Reader(source.connection.driver_connection, storage.for_connection(source),
-                  url.render_as_string(hide_password=True))
+                  source.engine.url)
 
 
 def sqlite_file(url: str | None) -> Path | None:
