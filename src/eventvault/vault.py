@@ -57,6 +57,7 @@ class Vault:
     def __init__(self, url: str | None = None, max_text: int | None = None) -> None:
         self.url = engines.resolve_url(url)
         self.engine: Engine = engines.create(self.url)
+        self._file = engines.file_path(self.url)  # None: a server, or memory
         self.max_text = values.max_text_bytes(max_text)
 
     @functools.cached_property
@@ -93,8 +94,7 @@ class Vault:
         WAL mode, which its other connections rely on.
         """
         engine_storage = storage.for_url(self.url)
-        path = engine_storage.file_path(self.url)
-        if not create and path is not None and not path.exists():
+        if not create and self._file is not None and not self._file.exists():
             raise NotAVaultError(f"{self.where}: no such vault; run `eventvault init` first")
         bulk_mode = bulk and engine_storage.bulk_mode_applies(self.url)
         if bulk_mode:
