@@ -76,6 +76,13 @@ class Reader:
     def has_table(self, name: str) -> bool:
         return self.first(self.storage.table_exists_sql, (name,)) is not None
 
+    def has_tables(self, *names: str) -> list[bool]:
+        """`has_table` of each name, asked in one query (one round trip to a server)."""
+        probes = ", ".join([f"EXISTS ({self.storage.table_exists_sql})"] * len(names))
+        row = self.first(f"SELECT {probes}", names)
+        assert row is not None
+        return [bool(found) for found in row]
+
     def quote(self, name: str) -> str:
         """A table or column name (a schema's, so never a constant of this code) as SQL."""
         return self.storage.quote(name)

@@ -63,6 +63,10 @@ def current_revision(source: Reader | Connection) -> str | None:
     reader = readers.as_reader(source)
     if not reader.has_table(VERSION_TABLE):
         return None
+    return _recorded_revision(reader)
+
+
+def _recorded_revision(reader: Reader) -> str | None:
     rows = reader.rows(f"SELECT version_num FROM {VERSION_TABLE}")
     if len(rows) > 1:
         raise NotAVaultError(f"the vault records {len(rows)} schema revisions; expected one")
@@ -90,9 +94,13 @@ def is_vault(source: Reader | Connection) -> bool:
 
 def require_current(source: Reader | Connection, where: str) -> None:
     """Refuse to work on a database that is not a vault at the schema this code needs."""
-    if not is_vault(source):
+    # Both tables asked about at once: every transaction begins here (on a server, each
+    # query is a round trip).
+    reader = readers.as_reader(source)
+    has_log, has_revision = reader.has_tables("events", VERSION_TABLE)
+    if not has_log:
         raise NotAVaultError(f"{where} is not an EventVault vault; run `eventvault init` first")
-    revision = current_revision(source)
+    revision = _recorded_revision(reader) if has_revision else None
     if revision != head_revision():
         raise NotAVaultError(
             f"{where} has schema revision {revision or 'none'}, this eventvault needs "
