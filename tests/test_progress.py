@@ -4,12 +4,17 @@ and never with --quiet."""
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 from terminal import EVENTVAULT, on_terminal
+
+from eventvault.progress import shown
 
 
 def last_line(terminal: str) -> str:
@@ -84,3 +89,21 @@ def test_uploads_and_downloads_draw_their_bytes(vault: str, tmp_path: Path) -> N
     byte_bar = next(line for line in re.split(r"[\r\n]+", stored.terminal)
                     if line.startswith("upload") and "100%" in line)
     assert re.search(r"\d[kMG]?B/s\]", byte_bar), byte_bar
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_count_past_its_total_draws_no_more_bars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged object larger than its index says keeps counting after 100 %: the bar has
+    ended, and it stays one line (a 1 GB one drew a thousand)."""
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with shown("download", "B") as update:
+        assert update is not None
+        for done in (40, 100, 100, 150, 200):
+            update(done, 100)
+    drawn = terminal.getvalue()
+    assert drawn.count("\n") == 1 and "100%" in drawn, drawn

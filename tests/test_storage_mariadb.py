@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from conftest import MARIADB_SERVER, Result, mariadb_database, ok, run_cli
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from storage_contract import StorageContract
+
+from eventvault.storage import mariadb as mariadb_storage
 
 
 class TestMariaDBStorage(StorageContract):
@@ -102,12 +104,23 @@ version = 1
 name = "reading"
 table = "readings"
 natural_key = ["name"]
-fields = [{ name = "name", kind = "str" }, { name = "value", kind = "float" }]
+fields = [{ name = "name", kind = "str" }, { name = "value", kind = "float" },
+          { name = "scale", kind = "float", default = 1.5 },
+          { name = "note", kind = "float", required = false }]
 '''
 
 
+def float_columns(engine: Engine) -> list[tuple[str, str, str, str | None]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(  # type: ignore[misc]
+            "SELECT column_name, data_type, is_nullable, column_default FROM "
+            "information_schema.columns WHERE table_schema = DATABASE() AND table_name = "
+            "'readings' AND column_name <> 'name' AND data_type IN ('float', 'double') "
+            "ORDER BY column_name"))]
+
+
 def test_a_float_column_as_0_3_0_made_it_is_repaired_by_rebuild(
-        make_db: Callable[[str], str], tmp_path: Path) -> None:
+        make_db: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """0.3.0 gave a declared float field a FLOAT column on MariaDB (single precision: 1/3 read
     back 0.333333). Such a vault's tables drift from its log; `rebuild`, the repair that
     verify names, widens the column to DOUBLE and rewrites the rows from the log."""
@@ -118,18 +131,32 @@ def test_a_float_column_as_0_3_0_made_it_is_repaired_by_rebuild(
     third = repr(1 / 3)
     ok("entity", "add", "reading", "--set", "name=a", "--set", f"value={third}",
                "--as", "admin", db=db)
+    ok("entity", "add", "reading", "--set", "name=b", "--set", f"value={third}",
+       "--set", f"note={third}", "--as", "admin", db=db)
     engine = create_engine(db)
-    with engine.begin() as connection:  # what 0.3.0 created, and its rounded value
-        connection.execute(text("ALTER TABLE readings MODIFY value FLOAT NOT NULL"))
+    today = float_columns(engine)
+    with engine.begin() as connection:  # what 0.3.0 created, and its rounded values
+        for column, _kind, nullable, default in today:
+            connection.execute(text(
+                f"ALTER TABLE readings MODIFY {column} FLOAT"
+                + (" NOT NULL" if nullable == "NO" else " NULL")
+                + (f" DEFAULT {default}" if default not in (None, "NULL") else "")))
+    assert {kind for _, kind, _, _ in float_columns(engine)} == {"float"}
     drifted = run_cli("verify", db=db)
     assert drifted.code != 0 and "rebuild" in drifted.out + drifted.err
+    # A reader's open transaction holds the table: the ALTER waits, then gives up in one line.
+    monkeypatch.setattr(mariadb_storage, "ALTER_WAIT", 1)
+    with engine.connect() as reader:
+        reader.execute(text("START TRANSACTION"))
+        reader.execute(text("SELECT count(*) FROM readings")).scalar()
+        busy = run_cli("rebuild", "--as", "admin", db=db)
+        reader.execute(text("ROLLBACK"))
+    assert busy.code != 0 and busy.err.count("\n") == 1 and "being read" in busy.err, busy.err
     ok("rebuild", "--as", "admin", db=db)
     ok("verify", db=db)
-    shown = json.loads(ok("entity", "show", "reading:a", "--json", db=db).out)
-    assert shown["fields"]["value"] == 1 / 3
-    with engine.connect() as connection:
-        kind = connection.execute(text(
-            "SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() "
-            "AND table_name = 'readings' AND column_name = 'value'")).scalar()
+    for name in ("a", "b"):
+        shown = json.loads(ok("entity", "show", f"reading:{name}", "--json", db=db).out)
+        assert shown["fields"]["value"] == 1 / 3
+    assert shown["fields"]["note"] == 1 / 3
+    assert float_columns(engine) == today  # DOUBLE, nullability and defaults as made today
     engine.dispose()
-    assert kind == "double"

@@ -25,7 +25,7 @@ def shown(label: str, unit: str, *, quiet: bool = False) -> Iterator[Progress | 
 
     The bar is closed (its last state left on its own line) when it reaches its total, so
     the next bar starts on a line of its own, and however the block ends, so an error
-    message never runs into it. A count that starts again (a retried upload) opens it anew.
+    message never runs into it. A count that starts again below its end opens a new one.
     """
     if quiet or not sys.stderr.isatty():
         yield None
@@ -36,13 +36,13 @@ def shown(label: str, unit: str, *, quiet: bool = False) -> Iterator[Progress | 
     def update(done: int, total: int) -> None:
         nonlocal bar, ended
         if bar is None:
-            if (done, total) == ended:  # its end, told again
-                return
+            if ended is not None and total == ended[1] and done >= ended[0]:
+                return  # its end told again, or counted past it (a bad object's extra bytes)
             from tqdm import tqdm
 
             in_bytes = unit == "B"
             bar = tqdm(total=total, desc=label, unit=unit if in_bytes else f" {unit}",
-                       unit_scale=in_bytes, unit_divisor=1024, file=sys.stderr,
+                       unit_scale=in_bytes, file=sys.stderr,
                        mininterval=REDRAW_SECONDS, dynamic_ncols=True, leave=True)
         if bar.total != total:
             bar.total = total

@@ -2,7 +2,7 @@
 
 Plain SQL on a `Reader` (reader.py), no SQLAlchemy: a snapshot's helper process, which only
 reads the tables to compare them with the log (table_check.py), then starts without
-importing it, as `status` does (~0.3 s of CPU on this project's bench machine). The same
+importing it, as `status` does (~0.4 s of CPU on this project's bench machine). The same
 queries serve a SQLAlchemy connection (the replay's check, `verify`, the app link), through
 its own driver connection.
 """

@@ -34,7 +34,7 @@ def rebuild_tables(connection: Connection) -> RebuildResult:
     # Before the lock: on MariaDB a column's repair is DDL, which commits (and so unlocks).
     catalog = vault_schema.history(connection).catalog
     storage.for_connection(connection).fit_columns(
-        connection, [table.name for table in projection_for(catalog).values()])
+        connection, list(projection_for(catalog).values()))
     store.lock_for_append(connection)
     fold, previous, expected = StateFold(), GENESIS_HASH, 1
     with closing(store.stream_rows(

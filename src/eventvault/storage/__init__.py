@@ -19,7 +19,7 @@ from eventvault.errors import UsageError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported where an engine is made: the read commands'
     # plain SQLite path (reader.py) uses this module without it
-    from sqlalchemy import Connection, Engine, Index
+    from sqlalchemy import Connection, Engine, Index, Table
     from sqlalchemy.engine.url import URL
 
 READ_BATCH = 5000
@@ -173,7 +173,7 @@ class Storage(ABC):
         (Nothing to do where the next ID is always max(id) + 1.)"""
         return
 
-    def fit_columns(self, connection: Connection, tables: Sequence[str]) -> None:
+    def fit_columns(self, connection: Connection, tables: Sequence[Table]) -> None:
         """Give columns an earlier version created otherwise today's definition, before a
         rebuild rewrites their rows (nothing to do on most engines)."""
         return

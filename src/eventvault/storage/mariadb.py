@@ -11,9 +11,10 @@ import secrets
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, Table, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.url import URL
+from sqlalchemy.schema import CreateColumn
 
 from eventvault.errors import StoreUnavailableError, UsageError, ValidationError
 from eventvault.storage import GUARD_MESSAGE, Storage, writer_privileges
@@ -22,7 +23,10 @@ from eventvault.storage import GUARD_MESSAGE, Storage, writer_privileges
 # 64-character limit whatever the database's name.
 _WRITE_LOCK = "CONCAT('eventvault:', SHA1(DATABASE()))"
 WRITE_LOCK_WAIT = 3600  # seconds a writer waits for another (a long replace included)
+ALTER_WAIT = 10  # seconds an ALTER of rebuild waits for the readers of its table
 _NO_SUCH_ACCOUNT = 1133  # "Can't find any matching row in the user table"
+_LOCK_WAIT_TIMEOUT = 1205  # "Lock wait timeout exceeded" (a metadata lock too)
+_TABLE_ACCESS_DENIED = 1142  # "ALTER command denied to user"
 # A replay's log, staged in the vault's database before the swap, and the old log after it.
 STAGED_EVENTS, RETIRED_EVENTS = "events__replay_new", "events__replay_old"
 GUARDED = ("UPDATE", "DELETE")  # what the guard's triggers refuse
@@ -106,20 +110,32 @@ class MariaDBStorage(Storage):
         """
         connection.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
-    def fit_columns(self, connection: Connection, tables: Sequence[str]) -> None:
+    def fit_columns(self, connection: Connection, tables: Sequence[Table]) -> None:
         """0.3.0 gave a declared float field a FLOAT column, single precision (1/3 read back
-        0.333333): widened to DOUBLE, as tables.py defines it now. Each ALTER commits by
-        itself; widening loses nothing, and a writer waits on the write lock (begin_write)."""
-        if not tables:
+        0.333333): such a column is redefined as `tables` define it now (DOUBLE, with its
+        nullability and default). Widening loses nothing; each ALTER commits by itself (a
+        writer waits on the write lock, begin_write) and waits for every open transaction
+        that read its table, ALTER_WAIT seconds at most, while new readers queue behind it."""
+        by_name = {table.name: table for table in tables}
+        if not by_name:
             return
         floats = connection.exec_driver_sql(
-            "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
+            "SELECT table_name, column_name FROM information_schema.columns "
             "WHERE table_schema = DATABASE() AND data_type = 'float' "
-            f"AND table_name IN ({', '.join(['%s'] * len(tables))})", tuple(tables)).all()
-        for table, column, nullable in floats:
-            connection.exec_driver_sql(
-                f"ALTER TABLE {_quote(table)} MODIFY {_quote(column)} DOUBLE"
-                + (" NOT NULL" if nullable == "NO" else ""))
+            f"AND table_name IN ({', '.join(['%s'] * len(by_name))})", tuple(by_name)).all()
+        if not floats:
+            return
+        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {ALTER_WAIT}")
+        try:
+            for table, column in floats:
+                definition = CreateColumn(by_name[table].c[column]).compile(
+                    dialect=connection.dialect)
+                try:
+                    connection.exec_driver_sql(f"ALTER TABLE {_quote(table)} MODIFY {definition}")
+                except sa_exc.DBAPIError as error:
+                    raise _alter_refused(error, table) from None
+        finally:
+            connection.exec_driver_sql("SET SESSION lock_wait_timeout = DEFAULT")
 
     def _streaming_cursor(self, driver_connection: Any) -> Any:
         """PyMySQL's default cursor reads a whole result into memory when it executes (a
@@ -259,6 +275,21 @@ class MariaDBStorage(Storage):
                 raise UsageError(
                     f"no MariaDB account {role!r}; create it first (CREATE USER "
                     f"'{user}'@'{host or '%'}' IDENTIFIED BY ...)") from None
+
+
+def _alter_refused(error: sa_exc.DBAPIError, table: str) -> Exception:
+    """The two ways widening a 0.3.0 column fails, as what to do about them."""
+    code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    if code == _LOCK_WAIT_TIMEOUT:
+        return StoreUnavailableError(
+            f"table {table} is being read (a snapshot, verify or export?): rebuild widens its "
+            f"FLOAT column, which waits for them; waited {ALTER_WAIT} s, try again when they "
+            "are done")
+    if code == _TABLE_ACCESS_DENIED:
+        return ValidationError(
+            f"rebuild widens table {table}'s FLOAT column (made by 0.3.0), which needs ALTER: "
+            "run it as the vault's owner")
+    return error
 
 
 def _quote(name: str) -> str:
