@@ -22,7 +22,7 @@ from eventvault.events import (
     pack_payload,
 )
 from eventvault.log_read import Head, read_head, row_to_event
-from eventvault.log_state import Tracker
+from eventvault.log_state import FoldedEntities, Tracker
 from eventvault.tables import events
 
 READ_BATCH = 5000
@@ -54,11 +54,12 @@ class Appender:
 
     FLUSH_EVERY = 1000
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, known: FoldedEntities | None = None) -> None:
+        """`known`: entities earlier transactions folded (log_state.FoldedEntities)."""
         lock_for_append(connection)
         self._connection = connection
         self.head = read_head(connection)
-        self.tracker = Tracker(connection, self.head.seq, self.head.hash)
+        self.tracker = Tracker(connection, self.head.seq, self.head.hash, known)
         # Recorded in every event beside the claimed actor: who was really authenticated.
         self.principal = authenticated_principal(connection)
         self._pending: list[tuple[Event, bytes]] = []

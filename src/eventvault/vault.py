@@ -34,6 +34,7 @@ from eventvault.entity_commands import EntityCommands
 from eventvault.errors import ConcurrencyError, NotAVaultError, PermissionDeniedError, UsageError
 from eventvault.events import CREATED, now_us
 from eventvault.fold import StateFold
+from eventvault.log_state import FoldedEntities
 from eventvault.reader import Reader, as_reader
 from eventvault.rebuild import RebuildResult, rebuild_tables
 from eventvault.schemadoc import Change, Schema, canonical
@@ -59,6 +60,9 @@ class Vault:
         self.engine: Engine = engines.create(self.url)
         self._file = engines.file_path(self.url)  # None: a server, or memory
         self.max_text = values.max_text_bytes(max_text)
+        # What committed write transactions folded: a hot entity's next one folds only its
+        # newer events (log_state.FoldedEntities says why that stays the log's truth).
+        self._folded = FoldedEntities()
 
     @functools.cached_property
     def where(self) -> str:
@@ -145,10 +149,12 @@ class Vault:
         try:
             with self.connect(write=True) as connection:
                 schema.require_current(connection, self.where)
-                commands = Commands(connection, store.Appender(connection),
-                                    self._actor(connection, actor), reason, self.max_text)
+                appender = store.Appender(connection, self._folded)
+                commands = Commands(connection, appender, self._actor(connection, actor),
+                                    reason, self.max_text)
                 yield commands
                 commands.flush()
+            self._folded.keep(appender.tracker)  # committed
         except PermissionDeniedError:
             self.record_denied(actor, command)
             raise
@@ -268,7 +274,7 @@ class Vault:
         try:
             with self.connect(write=write) as connection:
                 schema.require_current(connection, self.where)
-                appender = store.Appender(connection) if write else None
+                appender = store.Appender(connection, self._folded) if write else None
                 history = appender.tracker.history if appender is not None else \
                     vault_schema.history(connection)
                 found = EntityCommands(connection, appender, history,
@@ -276,6 +282,8 @@ class Vault:
                                  self.max_text)
                 yield found
                 found.flush()
+            if appender is not None:
+                self._folded.keep(appender.tracker)  # committed
         except PermissionDeniedError:
             self.record_denied(actor, command)
             raise
